@@ -1,0 +1,236 @@
+"""Addresses of modules and resources.
+
+An address names one thing in a configuration or a state:
+
+    module.keystone["ctl1"].local_file.conf[0]
+    ^ module path (zero or more steps)    ^ type.name[key]
+
+Addresses are immutable values; ``parse()`` and ``str()`` round-trip exactly.
+A key is either an ``int`` (from ``count``) or a ``str`` (from ``for_each``);
+string keys are written with JSON quoting. This module imports nothing of
+kplan: every other module may import it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "AddressError",
+    "Key",
+    "ModuleAddr",
+    "ModuleStep",
+    "ResourceAddr",
+    "ResourceConfigAddr",
+    "Target",
+    "format_key",
+    "parse",
+    "parse_module",
+    "parse_resource",
+]
+
+Key = int | str | None
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_KEY = r'\[(?:(?P<int>\d+)|(?P<str>"(?:[^"\\]|\\.)*"))\]'
+_STEP = re.compile(rf"(?P<name>{_NAME})(?:{_KEY})?")
+
+
+class AddressError(ValueError):
+    """A string that is not a valid address."""
+
+
+def format_key(key: Key) -> str:
+    if key is None:
+        return ""
+    if isinstance(key, int):
+        return f"[{key}]"
+    return "[" + json.dumps(key, ensure_ascii=False) + "]"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ModuleStep:
+    name: str
+    key: Key = None
+
+    def __str__(self) -> str:
+        return f"module.{self.name}{format_key(self.key)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleAddr:
+    """A module instance: ``module.a["x"].module.b``; the root module has no steps."""
+
+    steps: tuple[ModuleStep, ...] = ()
+
+    @property
+    def is_root(self) -> bool:
+        return not self.steps
+
+    def child(self, name: str, key: Key = None) -> ModuleAddr:
+        return ModuleAddr((*self.steps, ModuleStep(name, key)))
+
+    def resource(self, type_: str, name: str, key: Key = None) -> ResourceAddr:
+        return ResourceAddr(self, type_, name, key)
+
+    def is_within(self, other: ModuleAddr) -> bool:
+        """True when this module is ``other`` or nested inside it."""
+        n = len(other.steps)
+        return self.steps[:n] == other.steps
+
+    def __str__(self) -> str:
+        return ".".join(str(s) for s in self.steps)
+
+    def sort_key(self) -> tuple[tuple[str, int, str], ...]:
+        return tuple((s.name, *_key_sort(s.key)) for s in self.steps)
+
+
+ROOT = ModuleAddr()
+
+
+def _key_sort(key: Key) -> tuple[int, str]:
+    # None < int keys (numerically) < str keys: a stable, human order.
+    if key is None:
+        return (-1, "")
+    if isinstance(key, int):
+        return (key, "")
+    return (1 << 62, key)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceConfigAddr:
+    """A resource block before expansion: ``module.a.local_file.x`` (no instance key)."""
+
+    module: ModuleAddr
+    type: str
+    name: str
+
+    def instance(self, key: Key = None) -> ResourceAddr:
+        return ResourceAddr(self.module, self.type, self.name, key)
+
+    def __str__(self) -> str:
+        local = f"{self.type}.{self.name}"
+        return f"{self.module}.{local}" if self.module.steps else local
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceAddr:
+    """One resource instance: ``[module path.]TYPE.NAME[KEY]``."""
+
+    module: ModuleAddr
+    type: str
+    name: str
+    key: Key = None
+
+    @property
+    def config(self) -> ResourceConfigAddr:
+        return ResourceConfigAddr(self.module, self.type, self.name)
+
+    @property
+    def local(self) -> str:
+        """The address inside its module: ``TYPE.NAME[KEY]``."""
+        return f"{self.type}.{self.name}{format_key(self.key)}"
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.local}" if self.module.steps else self.local
+
+    def sort_key(self) -> tuple[object, ...]:
+        return (self.module.sort_key(), self.type, self.name, _key_sort(self.key))
+
+
+def _parse_steps(text: str) -> list[tuple[str, Key]]:
+    pos = 0
+    out: list[tuple[str, Key]] = []
+    while True:
+        m = _STEP.match(text, pos)
+        if not m:
+            raise AddressError(f"invalid address {text!r}: expected a name at character {pos + 1}")
+        key: Key = None
+        if m.group("int") is not None:
+            key = int(m.group("int"))
+        elif m.group("str") is not None:
+            key = json.loads(m.group("str"))
+        out.append((m.group("name"), key))
+        pos = m.end()
+        if pos == len(text):
+            return out
+        if text[pos] != ".":
+            raise AddressError(
+                f"invalid address {text!r}: expected '.' or '[' at character {pos + 1}"
+            )
+        pos += 1
+
+
+def _split(text: str) -> tuple[ModuleAddr, list[tuple[str, Key]]]:
+    parts = _parse_steps(text.strip())
+    steps: list[ModuleStep] = []
+    i = 0
+    while i < len(parts) and parts[i][0] == "module" and parts[i][1] is None:
+        if i + 1 >= len(parts):
+            raise AddressError(f"invalid address {text!r}: 'module' must be followed by a name")
+        name, key = parts[i + 1]
+        steps.append(ModuleStep(name, key))
+        i += 2
+    return ModuleAddr(tuple(steps)), parts[i:]
+
+
+def parse(text: str) -> ModuleAddr | ResourceConfigAddr | ResourceAddr:
+    """Parse a module address, a resource block address or an instance address.
+
+    ``local_file.x`` (no key) parses as a :class:`ResourceConfigAddr`, which
+    as a target matches every instance of the block.
+    """
+    module, rest = _split(text)
+    if not rest:
+        if module.is_root:
+            raise AddressError("an empty address")
+        return module
+    if len(rest) != 2 or rest[0][1] is not None:
+        raise AddressError(f"invalid address {text!r}: expected [module.NAME[KEY].]TYPE.NAME[KEY]")
+    (type_, _), (name, key) = rest
+    if key is None:
+        return ResourceConfigAddr(module, type_, name)
+    return ResourceAddr(module, type_, name, key)
+
+
+def parse_resource(text: str) -> ResourceAddr:
+    """Parse the address of one resource instance (a keyless block address is key None)."""
+    addr = parse(text)
+    if isinstance(addr, ResourceConfigAddr):
+        return addr.instance(None)
+    if isinstance(addr, ResourceAddr):
+        return addr
+    raise AddressError(f"{text!r} is a module address, not a resource address")
+
+
+def parse_module(text: str) -> ModuleAddr:
+    if text.strip() == "":
+        return ROOT
+    addr = parse(text)
+    if not isinstance(addr, ModuleAddr):
+        raise AddressError(f"{text!r} is a resource address, not a module address")
+    return addr
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A ``-target`` / ``-exclude`` selector: an address or a prefix of one."""
+
+    addr: ModuleAddr | ResourceConfigAddr | ResourceAddr
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        return cls(parse(text))
+
+    def matches(self, res: ResourceAddr) -> bool:
+        a = self.addr
+        if isinstance(a, ModuleAddr):
+            return res.module.is_within(a)
+        if isinstance(a, ResourceConfigAddr):
+            return res.config == a
+        return res == a
+
+    def __str__(self) -> str:
+        return str(self.addr)

@@ -1,0 +1,1 @@
+"""``kplan lab``: disposable test hosts on one Linux machine."""

@@ -1,0 +1,271 @@
+"""The provider protocol: the one interface between the engine and resource types.
+
+A provider is a plugin registered under the ``kplan.providers`` entry point
+group; the entry point names an object (or a zero-argument factory) that is
+a :class:`Provider`. It offers five methods, each taking one request and
+returning one response that carries its own diagnostics:
+
+    schema()          the resource types it serves and their attributes
+    validate(req)     check one resource's configuration (values may be UNKNOWN)
+    read(req)         refresh many recorded instances of one type at once
+    plan(req)         the planned new state of one instance
+    apply(req)        make one planned change real; return the new state
+
+A provider never imports from kplan.cli, kplan.plan or kplan.apply, and knows
+nothing of files, addresses' modules, the plan's order or the CLI. Values it
+receives may hold :class:`kplan.values.Secret` (call ``reveal()`` only where
+the raw value is needed) and, in ``validate`` and ``plan``, ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kplan.diagnostics import Diagnostic
+from kplan.values import UNKNOWN, Path
+
+__all__ = [
+    "ApplyRequest",
+    "ApplyResponse",
+    "Attribute",
+    "PlanRequest",
+    "PlanResponse",
+    "Provider",
+    "ProviderSchema",
+    "ReadInstance",
+    "ReadRequest",
+    "ReadResponse",
+    "ResourceSchema",
+    "ValidateRequest",
+    "ValidateResponse",
+    "default_plan",
+]
+
+AttrType = Literal["string", "number", "bool", "list", "map", "any"]
+ApplyAction = Literal["create", "update", "replace", "restart", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    type: AttrType = "any"
+    required: bool = False
+    # Computed: set by the provider (may still be given in config when optional=True).
+    computed: bool = False
+    optional: bool = False
+    sensitive: bool = False
+    # A change of this attribute cannot be made in place: the instance is replaced.
+    force_new: bool = False
+    default: Any = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSchema:
+    type_name: str
+    attributes: Mapping[str, Attribute]
+    description: str = ""
+    # True when the provider can restart an instance (``restart_on``); otherwise
+    # a restart trigger is planned as a replace.
+    restartable: bool = False
+
+    def sensitive_attributes(self) -> list[str]:
+        return [n for n, a in self.attributes.items() if a.sensitive]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSchema:
+    resources: Mapping[str, ResourceSchema]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateRequest:
+    type_name: str
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateResponse:
+    # Each diagnostic names the offending attribute in ``Diagnostic.attribute``;
+    # the engine adds the file position.
+    diagnostics: Sequence[Diagnostic] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadInstance:
+    address: str
+    host: str | None
+    state: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """Refresh many instances of one type at once (batch by host inside)."""
+
+    type_name: str
+    instances: Sequence[ReadInstance]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResponse:
+    # address → current state, or None when the object no longer exists.
+    states: Mapping[str, Mapping[str, Any] | None]
+    diagnostics: Sequence[Diagnostic] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    type_name: str
+    address: str
+    host: str | None
+    # The recorded (refreshed) state, or None when the instance is new.
+    prior: Mapping[str, Any] | None
+    # The configuration; values may be UNKNOWN.
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResponse:
+    planned: Mapping[str, Any]
+    # Attribute paths whose change forces a replace.
+    requires_replace: Sequence[Path] = ()
+    diagnostics: Sequence[Diagnostic] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRequest:
+    type_name: str
+    address: str
+    host: str | None
+    action: ApplyAction
+    prior: Mapping[str, Any] | None
+    # For "delete": None. Otherwise the planned state with every value known.
+    planned: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResponse:
+    # The state now real, or None after a delete (or a create that left nothing).
+    new_state: Mapping[str, Any] | None
+    diagnostics: Sequence[Diagnostic] = field(default_factory=tuple)
+
+
+class Provider(abc.ABC):
+    """Base class of providers; the five methods are the whole protocol."""
+
+    #: The provider's name as shown in plans and recorded in state.
+    name: str = ""
+
+    @abc.abstractmethod
+    def schema(self) -> ProviderSchema: ...
+
+    def validate(self, req: ValidateRequest) -> ValidateResponse:
+        schema = self.schema().resources[req.type_name]
+        return ValidateResponse(validate_against_schema(schema, req.config))
+
+    @abc.abstractmethod
+    def read(self, req: ReadRequest) -> ReadResponse: ...
+
+    def plan(self, req: PlanRequest) -> PlanResponse:
+        return default_plan(self.schema().resources[req.type_name], req)
+
+    @abc.abstractmethod
+    def apply(self, req: ApplyRequest) -> ApplyResponse: ...
+
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "map": (dict,),
+}
+
+
+def validate_against_schema(schema: ResourceSchema, config: Mapping[str, Any]) -> list[Diagnostic]:
+    """Required, unknown and mistyped attributes; UNKNOWN and Secret values pass the type check."""
+    from kplan.values import Secret
+
+    out: list[Diagnostic] = []
+    for name in sorted(config):
+        attr = schema.attributes.get(name)
+        if attr is None:
+            settable = (n for n, a in schema.attributes.items() if not a.computed or a.optional)
+            expected = ", ".join(sorted(settable))
+            d = Diagnostic.error(
+                f'unsupported attribute "{name}" for {schema.type_name}',
+                f"expected one of: {expected}",
+                code="unsupported-attribute",
+            )
+            out.append(_at(d, name))
+            continue
+        if attr.computed and not attr.optional:
+            d = Diagnostic.error(
+                f'attribute "{name}" of {schema.type_name} is computed and cannot be set',
+                code="computed-attribute",
+            )
+            out.append(_at(d, name))
+            continue
+        value = config[name]
+        if value is None or value is UNKNOWN or isinstance(value, Secret) or attr.type == "any":
+            continue
+        ok = isinstance(value, _PY_TYPES[attr.type])
+        if attr.type == "number" and isinstance(value, bool):
+            ok = False
+        if not ok:
+            d = Diagnostic.error(
+                f'attribute "{name}" of {schema.type_name} must be a {attr.type}',
+                f"got {type(value).__name__}: {value!r}",
+                code="attribute-type",
+            )
+            out.append(_at(d, name))
+    for name, attr in sorted(schema.attributes.items()):
+        if attr.required and config.get(name) is None:
+            out.append(
+                Diagnostic.error(
+                    f'missing required attribute "{name}" for {schema.type_name}',
+                    attr.description,
+                    code="missing-attribute",
+                )
+            )
+    return out
+
+
+def _at(d: Diagnostic, name: str) -> Diagnostic:
+    return Diagnostic(d.severity, d.summary, d.detail, d.pos, d.code, (name,))
+
+
+def default_plan(schema: ResourceSchema, req: PlanRequest) -> PlanResponse:
+    """The usual plan: config plus defaults; computed values kept while nothing changes.
+
+    A computed attribute keeps its prior value when no configured attribute
+    changed, and becomes UNKNOWN otherwise. ``force_new`` attributes that
+    differ from the prior state are reported in ``requires_replace``.
+    """
+    planned: dict[str, Any] = {}
+    for name, attr in schema.attributes.items():
+        value = req.config.get(name)
+        if value is None and not attr.computed:
+            value = attr.default
+        if not attr.computed or value is not None:
+            planned[name] = value
+    prior = req.prior
+    configured = [
+        n
+        for n, a in schema.attributes.items()
+        if not a.computed or (a.optional and req.config.get(n) is not None)
+    ]
+    changed = prior is None or any(prior.get(n) != planned.get(n) for n in configured)
+    for name, attr in schema.attributes.items():
+        if attr.computed and name not in planned:
+            planned[name] = prior.get(name) if (prior is not None and not changed) else UNKNOWN
+    replace: list[Path] = []
+    if prior is not None:
+        replace = [
+            (n,)
+            for n, a in schema.attributes.items()
+            if a.force_new and prior.get(n) != planned.get(n)
+        ]
+    return PlanResponse(planned=planned, requires_replace=replace)

@@ -1,0 +1,1 @@
+"""Transport to hosts: one SSH session per host, or ``connection: local``."""
