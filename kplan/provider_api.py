@@ -139,9 +139,12 @@ class ApplyRequest:
     type_name: str
     address: str
     host: str | None
+    # "replace" asks the provider to replace the object in one call (it may create
+    # the new one before deleting the old); "restart" only for restartable types.
     action: ApplyAction
     prior: Mapping[str, Any] | None
-    # For "delete": None. Otherwise the planned state with every value known.
+    # For "delete": None. Otherwise the planned state: every configured value is
+    # known; computed values the provider sets at apply are still UNKNOWN.
     planned: Mapping[str, Any] | None
 
 
@@ -223,13 +226,12 @@ def validate_against_schema(schema: ResourceSchema, config: Mapping[str, Any]) -
             out.append(_at(d, name))
     for name, attr in sorted(schema.attributes.items()):
         if attr.required and config.get(name) is None:
-            out.append(
-                Diagnostic.error(
-                    f'missing required attribute "{name}" for {schema.type_name}',
-                    attr.description,
-                    code="missing-attribute",
-                )
+            d = Diagnostic.error(
+                f'missing required attribute "{name}" for {schema.type_name}',
+                attr.description,
+                code="missing-attribute",
             )
+            out.append(_at(d, name))
     return out
 
 
