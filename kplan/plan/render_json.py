@@ -1,0 +1,227 @@
+"""The machine-readable plan: Terraform's JSON plan shape, plus kplan's own fields.
+
+Tools written for ``terraform show -json`` (OPA/conftest policies, plan
+summarizers) read it unchanged: ``resource_changes[].change.actions`` uses
+Terraform's action lists (a kplan restart is ``["update"]``, its
+``kplan_action`` says ``"restart"``). Secrets are the string ``"(sensitive)"``
+and are marked ``true`` in ``before_sensitive``/``after_sensitive``; unknown
+values are left out of ``after`` and marked ``true`` in ``after_unknown``.
+No timestamp, so the same plan gives the same bytes. Documented in
+docs/plan-json.md, with a JSON Schema in docs/plan-json.schema.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import kplan
+from kplan.addrs import ModuleAddr, ResourceAddr
+from kplan.plan.model import Action, OutputChange, Plan, ResourceChange
+from kplan.plan.render_common import by_module, sorted_changes
+from kplan.values import SENSITIVE_TEXT, UNKNOWN, Secret
+
+__all__ = ["FORMAT_VERSION", "plan_to_json", "render_plan_json"]
+
+FORMAT_VERSION: Final = "1.2"
+
+TERRAFORM_ACTIONS: Final[dict[Action, list[str]]] = {
+    Action.NOOP: ["no-op"],
+    Action.CREATE: ["create"],
+    Action.UPDATE: ["update"],
+    Action.RESTART: ["update"],
+    Action.REPLACE: ["delete", "create"],
+    Action.DELETE: ["delete"],
+}
+
+
+def _json_value(v: Any) -> Any:
+    """Plain JSON: secrets masked, unknowns dropped from objects and null in arrays."""
+    if isinstance(v, Secret):
+        return SENSITIVE_TEXT
+    if v is UNKNOWN:
+        return None
+    if isinstance(v, Mapping):
+        return {str(k): _json_value(v[k]) for k in sorted(v, key=str) if v[k] is not UNKNOWN}
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    if v is None or isinstance(v, str | bool | int | float):
+        return v
+    return str(v)
+
+
+def _shadow(v: Any, leaf: Callable[[Any], bool]) -> Any:
+    """Terraform's shadow structure: ``true`` at matching leaves, containers mirrored."""
+    if leaf(v):
+        return True
+    if isinstance(v, Mapping):
+        out = {str(k): _shadow(v[k], leaf) for k in sorted(v, key=str)}
+        return {k: s for k, s in out.items() if s is not False}
+    if isinstance(v, list | tuple):
+        return [_shadow(x, leaf) for x in v]
+    return False
+
+
+def _is_secret(v: Any) -> bool:
+    return isinstance(v, Secret)
+
+
+def _is_unknown(v: Any) -> bool:
+    return v is UNKNOWN
+
+
+def _sensitive(v: Any) -> Any:
+    return False if v is None else _shadow(v, _is_secret)
+
+
+def _change(before: Any, after: Any, actions: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"actions": actions, "before": _json_value(before)}
+    if after is not UNKNOWN:
+        out["after"] = _json_value(after)
+    out["after_unknown"] = {} if after is None else _shadow(after, _is_unknown)
+    out["before_sensitive"] = _sensitive(before)
+    out["after_sensitive"] = _sensitive(after)
+    return out
+
+
+def _action_reason(change: ResourceChange) -> str | None:
+    kinds = {r.kind for r in change.reasons}
+    if change.action is Action.REPLACE:
+        if "requested" in kinds:
+            return "replace_by_request"
+        if "trigger" in kinds and not change.replace_paths:
+            return "replace_by_triggers"
+        return "replace_because_cannot_update"
+    if change.action is Action.DELETE and "orphan" in kinds:
+        return "delete_because_no_resource_config"
+    return None
+
+
+def _addr_fields(addr: ResourceAddr) -> dict[str, Any]:
+    out: dict[str, Any] = {"address": str(addr)}
+    if not addr.module.is_root:
+        out["module_address"] = str(addr.module)
+    out |= {"mode": "managed", "type": addr.type, "name": addr.name}
+    if addr.key is not None:
+        out["index"] = addr.key
+    return out
+
+
+def _resource_change(change: ResourceChange, drift: bool = False) -> dict[str, Any]:
+    out = _addr_fields(change.addr)
+    out["provider_name"] = change.provider
+    body = _change(change.before, change.after, TERRAFORM_ACTIONS[change.action])
+    if change.action is Action.REPLACE and change.replace_paths:
+        body["replace_paths"] = [list(p) for p in change.replace_paths]
+    out["change"] = body
+    reason = None if drift else _action_reason(change)
+    if reason:
+        out["action_reason"] = reason
+    out["kplan_action"] = change.action.value
+    out["reasons"] = [
+        {"kind": r.kind, "message": r.message, "path": list(r.path)} for r in change.reasons
+    ]
+    if change.host is not None:
+        out["host"] = change.host
+    return out
+
+
+def _planned_resource(change: ResourceChange) -> dict[str, Any]:
+    out = _addr_fields(change.addr)
+    out.pop("module_address", None)
+    out["provider_name"] = change.provider
+    out["values"] = _json_value(change.after)
+    out["sensitive_values"] = _shadow(change.after, _is_secret)
+    return out
+
+
+def _module_tree(changes: list[ResourceChange]) -> dict[str, Any]:
+    """``root_module`` with nested ``child_modules``, as in Terraform's planned_values."""
+    groups = dict(by_module(c for c in changes if c.after is not None))
+    modules = {ModuleAddr(m.steps[:d]) for m in groups for d in range(len(m.steps) + 1)}
+
+    def node(module: ModuleAddr) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if module in groups:
+            out["resources"] = [_planned_resource(c) for c in groups[module]]
+        if not module.is_root:
+            out["address"] = str(module)
+        n = len(module.steps)
+        children = [m for m in modules if len(m.steps) == n + 1 and m.steps[:n] == module.steps]
+        if children:
+            out["child_modules"] = [node(m) for m in sorted(children, key=ModuleAddr.sort_key)]
+        return out
+
+    return node(ModuleAddr())
+
+
+def _output_change(out: OutputChange) -> dict[str, Any]:
+    before = None if out.action is Action.CREATE else out.before
+    after = None if out.action is Action.DELETE else out.after
+    if out.sensitive:
+        before = None if before is None else Secret(before)
+        after = after if after is None or after is UNKNOWN else Secret(after)
+    body = _change(before, after, TERRAFORM_ACTIONS[out.action])
+    if out.sensitive:
+        body["before_sensitive"] = body["after_sensitive"] = True
+    if after is UNKNOWN or not isinstance(after, Mapping | list | tuple):
+        body["after_unknown"] = after is UNKNOWN
+    return body
+
+
+def _planned_outputs(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for o in sorted(plan.outputs, key=lambda o: o.name):
+        if o.action is Action.DELETE:
+            continue
+        entry: dict[str, Any] = {"sensitive": o.sensitive}
+        if o.after is not UNKNOWN:
+            entry["value"] = SENSITIVE_TEXT if o.sensitive else _json_value(o.after)
+        out[o.name] = entry
+    return out
+
+
+def _kplan_meta(plan: Plan) -> dict[str, Any]:
+    return {
+        "workspace": plan.workspace,
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "mode": plan.mode.value,
+        "targets": list(plan.targets),
+        "excludes": list(plan.excludes),
+        "input_checksum": plan.input_checksum,
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict, keys in Terraform's order (see docs/plan-json.md)."""
+    changes = sorted_changes(plan.changes)
+    doc: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kplan_version": plan.kplan_version or kplan.__version__,
+        "variables": {k: {"value": _json_value(plan.variables[k])} for k in sorted(plan.variables)},
+        "planned_values": {
+            "outputs": _planned_outputs(plan),
+            "root_module": _module_tree(changes),
+        },
+    }
+    if plan.drift:
+        doc["resource_drift"] = [_resource_change(c, True) for c in sorted_changes(plan.drift)]
+    doc["resource_changes"] = [_resource_change(c) for c in changes]
+    doc["output_changes"] = {o.name: _output_change(o) for o in sorted(plan.outputs, key=_name)}
+    doc["applyable"] = plan.has_changes
+    doc["complete"] = not (plan.targets or plan.excludes)
+    doc["errored"] = False
+    doc["kplan"] = _kplan_meta(plan)
+    return doc
+
+
+def _name(o: OutputChange) -> str:
+    return o.name
+
+
+def render_plan_json(plan: Plan) -> str:
+    """:func:`plan_to_json` as one line of JSON and a newline."""
+    text = json.dumps(plan_to_json(plan), ensure_ascii=False, separators=(",", ":"))
+    return text + "\n"

@@ -1,0 +1,176 @@
+"""The human plan, in ``terraform plan``'s conventions.
+
+Layout: the legend of the symbols used; drift ("Objects have changed outside
+of kplan"), when a refresh found any; one block per changed resource
+instance, sorted by address, each under ``# ADDRESS will be ...`` and its
+reasons; the ``Plan: N to add, N to change, N to restart, N to destroy.``
+line; then ``Changes to Outputs:``. Secrets print as ``(sensitive value)``.
+The same plan always gives the same bytes; colour (ANSI) only when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kplan.plan.model import Action, OutputChange, Plan, Reason, ResourceChange
+from kplan.plan.render_common import (
+    ACTION_PHRASE,
+    ACTION_SYMBOL,
+    LEGEND,
+    LEGEND_ORDER,
+    changed,
+    drift_phrase,
+    sorted_changes,
+    summary_line,
+)
+from kplan.plan.render_diff import DiffOptions, Line, diff_attribute, diff_object
+from kplan.values import Secret
+
+__all__ = ["render_plan_text", "resource_lines"]
+
+RULE = "─" * 77
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_COLORS = {
+    "+": "\x1b[32m",
+    "~": "\x1b[33m",
+    "↻": "\x1b[36m",
+    "-": "\x1b[31m",
+}
+# Reasons the diff itself already shows, or that say nothing a create does not.
+_SILENT_KINDS = frozenset({"attribute", "new"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    color: bool
+
+    def sym(self, sym: str) -> str:
+        if not self.color or not sym.strip():
+            return sym
+        if sym == "-/+":
+            return f"{_COLORS['-']}-{_RESET}/{_COLORS['+']}+{_RESET}"
+        return f"{_COLORS.get(sym, '')}{sym}{_RESET}"
+
+    def bold(self, text: str) -> str:
+        return f"{_BOLD}{text}{_RESET}" if self.color else text
+
+
+def _format(line: Line, style: _Style) -> str:
+    if not line.sym:
+        return " " * line.col + line.text
+    pad = max(line.col - len(line.sym) - 1, 0)
+    return " " * pad + style.sym(line.sym) + " " + line.text
+
+
+def resource_lines(change: ResourceChange, sym: str, sensitive_text: str) -> list[Line]:
+    """``resource "TYPE" "NAME" { ... }`` for one change, as structured lines."""
+    opts = DiffOptions(sensitive_text=sensitive_text, replace_paths=change.replace_paths)
+    addr = change.addr
+    head = Line(4, sym, f'resource "{addr.type}" "{addr.name}" {{')
+    body = diff_object(change.before or {}, change.after or {}, 8, (), opts)
+    return [head, *body, Line(4, "", "}")]
+
+
+def _reason_text(reason: Reason) -> str:
+    return f"  # (because {reason.message})"
+
+
+def _change_block(change: ResourceChange, phrase: str, style: _Style, drift: bool) -> list[str]:
+    out = [style.bold(f"  # {change.address}") + f" {phrase}"]
+    out += [_reason_text(r) for r in change.reasons if r.kind not in _SILENT_KINDS]
+    if change.host:
+        out.append(f"  # on host {change.host}")
+    sym = ACTION_SYMBOL[change.action]
+    if drift:
+        sym = "-" if change.action is Action.DELETE else "~"
+    out += [_format(line, style) for line in resource_lines(change, sym, "(sensitive value)")]
+    return out
+
+
+def _legend(plan: Plan, style: _Style) -> list[str]:
+    used = {c.action for c in plan.changes}
+    out = [
+        "kplan used the selected providers to generate the following execution plan. "
+        "Resource actions are indicated with the following symbols:"
+    ]
+    for action in LEGEND_ORDER:
+        if action in used:
+            sym = ACTION_SYMBOL[action]
+            out.append(" " * (3 - len(sym)) + style.sym(sym) + " " + LEGEND[action])
+    return out
+
+
+def _drift(plan: Plan, style: _Style) -> list[str]:
+    out = [
+        "",
+        style.bold("Note: Objects have changed outside of kplan"),
+        "",
+        "kplan detected the following changes made outside of kplan since the last "
+        '"kplan apply" which may have affected this plan:',
+    ]
+    for change in sorted_changes(plan.drift):
+        out += ["", *_change_block(change, drift_phrase(change.action), style, drift=True)]
+    out += [
+        "",
+        "Unless you have made equivalent changes to your configuration, or ignored the "
+        "relevant attributes using ignore_changes, the following plan may include actions "
+        "to undo or respond to these changes.",
+        "",
+        RULE,
+    ]
+    return out
+
+
+def _output_lines(out: OutputChange, style: _Style) -> list[str]:
+    sym = ACTION_SYMBOL[out.action] if out.action is not Action.REPLACE else "~"
+    if out.sensitive or isinstance(out.before, Secret) or isinstance(out.after, Secret):
+        return [_format(Line(4, sym, f"{out.name} = (sensitive value)"), style)]
+    before = None if out.action is Action.CREATE else out.before
+    after = None if out.action is Action.DELETE else out.after
+    lines = diff_attribute(f"{out.name} = ", before, after, 4, (), DiffOptions())
+    return [_format(line, style) for line in lines]
+
+
+def _outputs(plan: Plan, style: _Style) -> list[str]:
+    outputs = sorted((o for o in plan.outputs if o.action.is_change), key=lambda o: o.name)
+    if not outputs:
+        return []
+    out = ["", "Changes to Outputs:"]
+    for o in outputs:
+        out += _output_lines(o, style)
+    return out
+
+
+def _no_changes(style: _Style) -> list[str]:
+    return [
+        "",
+        style.bold("No changes.") + " Your infrastructure matches the configuration.",
+        "",
+        "kplan has compared your real infrastructure against your configuration and found "
+        "no differences, so no changes are needed.",
+    ]
+
+
+def render_plan_text(plan: Plan, *, color: bool = False) -> str:
+    """The plan as ``terraform plan`` would print it; ends with a newline."""
+    style = _Style(color)
+    out: list[str] = _drift(plan, style) if plan.drift else []
+    todo = changed(plan.changes)
+    outputs = _outputs(plan, style)
+    if not todo and not outputs:
+        out += _no_changes(style)
+    elif not todo:
+        out += [*outputs, ""]
+        out.append(
+            "You can apply this plan to save these new output values to the kplan state, "
+            "without changing any real infrastructure."
+        )
+    else:
+        out += ["", *_legend(plan, style), "", "kplan will perform the following actions:"]
+        for change in todo:
+            out += ["", *_change_block(change, ACTION_PHRASE[change.action], style, False)]
+        out += ["", style.bold(summary_line(plan)), *outputs]
+    while out and out[0] == "":
+        out.pop(0)
+    return "".join(line.rstrip() + "\n" for line in out)
