@@ -3,4 +3,17 @@
 Workspaces, resources, hosts, the history of applies and the lock. Secrets
 are encrypted at rest with AES-GCM; a write never leaves a half-written
 state. The schema is versioned with Alembic migrations kept beside it.
+
+    store.py     StateStore: the one entry point (open, resources, put, lock...)
+    records.py   ResourceRecord, HistoryEntry: frozen values handed out
+    backend.py   what differs per database: engine URL and lock (SQLite now)
+    lock.py      the flock-based lock and the holder info a second kplan sees
+    crypto.py    Cipher and load_cipher: the key from env, key file or passphrase
+    keys.py      the lazily loaded key, checked against the state's key check
+    codec.py     attributes <-> JSON text with sealed secrets
+    schema.py    SQLAlchemy Core tables; migrations/ creates the same tables
+    queries.py   the SQL; rows.py: records <-> rows (the fast load path)
+
+Never here: a secret in plaintext on disk or in a message; UNKNOWN in state;
+a write that spans two changes (each change commits on its own).
 """

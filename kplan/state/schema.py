@@ -1,0 +1,122 @@
+"""The state schema as SQLAlchemy Core tables (the same ones migration 0001 creates).
+
+Portable types only (SQLite now, PostgreSQL later). JSON is kept as text the
+codec writes; times are UTC. Changing a table here needs a new Alembic
+revision under ``migrations/versions`` and a new :data:`HEAD_REVISION`.
+
+    meta        key -> value: small global values (salt, key check, host keys)
+    workspaces  name, lineage (uuid4) and serial of each workspace
+    resources   one row per resource instance, PK (workspace_id, address)
+    history     append-only record of runs, PK (workspace_id, serial)
+    outputs     root module outputs, PK (workspace_id, name)
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "HEAD_REVISION",
+    "history",
+    "meta",
+    "metadata",
+    "outputs",
+    "resources",
+    "workspaces",
+]
+
+# The newest Alembic revision; StateStore.open skips Alembic when a db is at it.
+HEAD_REVISION: Final = "0001"
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("lineage", String(36), nullable=False),
+    Column("serial", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _workspace_fk() -> Column[int]:
+    return Column(
+        "workspace_id",
+        Integer,
+        ForeignKey("workspaces.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+resources = Table(
+    "resources",
+    metadata,
+    _workspace_fk(),
+    Column("address", String(1024), nullable=False),
+    Column("module", String(1024), nullable=False),
+    Column("type", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("index_key", Text, nullable=True),
+    Column("provider", String(255), nullable=False),
+    Column("host", String(255), nullable=True),
+    Column("attributes", Text, nullable=False),
+    Column("has_secrets", Boolean, nullable=False, default=False),
+    Column("dependencies", Text, nullable=False),
+    Column("updated_serial", Integer, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "address"),
+)
+
+history = Table(
+    "history",
+    metadata,
+    _workspace_fk(),
+    Column("serial", Integer, nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("machine", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("summary", Text, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "serial"),
+)
+
+outputs = Table(
+    "outputs",
+    metadata,
+    _workspace_fk(),
+    Column("name", String(255), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "name"),
+)
