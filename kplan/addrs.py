@@ -225,12 +225,26 @@ class Target:
         return cls(parse(text))
 
     def matches(self, res: ResourceAddr) -> bool:
+        """A step written without a key (``module.a``) stands for all of its instances."""
         a = self.addr
         if isinstance(a, ModuleAddr):
-            return res.module.is_within(a)
-        if isinstance(a, ResourceConfigAddr):
-            return res.config == a
-        return res == a
+            return _steps_match(a.steps, res.module.steps, prefix=True)
+        if not _steps_match(a.module.steps, res.module.steps, prefix=False):
+            return False
+        if (a.type, a.name) != (res.type, res.name):
+            return False
+        return isinstance(a, ResourceConfigAddr) or a.key == res.key
 
     def __str__(self) -> str:
         return str(self.addr)
+
+
+def _steps_match(
+    want: tuple[ModuleStep, ...], have: tuple[ModuleStep, ...], *, prefix: bool
+) -> bool:
+    if len(have) < len(want) or (not prefix and len(have) != len(want)):
+        return False
+    return all(
+        w.name == h.name and (w.key is None or w.key == h.key)
+        for w, h in zip(want, have, strict=False)
+    )

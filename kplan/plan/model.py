@@ -54,7 +54,8 @@ class Reason:
     kind is one of: ``attribute`` (a value differs; ``path`` names it),
     ``trigger`` (restart_on / replace_on / keepers), ``drift`` (changed outside
     kplan), ``requested`` (``-replace``), ``orphan`` (no longer in the
-    configuration), ``destroy`` (a destroy plan), ``new`` (not in state yet).
+    configuration), ``destroy`` (a destroy plan), ``new`` (not in state yet),
+    ``unknown`` (only values known after apply differ).
     """
 
     kind: str

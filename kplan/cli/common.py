@@ -1,0 +1,110 @@
+"""Options shared by commands, and printing of diagnostics."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from kplan.diagnostics import Diagnostic
+from kplan.workflow import RunOptions
+
+__all__ = [
+    "ChdirOpt",
+    "LockOpt",
+    "LockTimeoutOpt",
+    "ParallelismOpt",
+    "VarFileOpt",
+    "VarOpt",
+    "color_enabled",
+    "parse_duration",
+    "print_diagnostics",
+    "run_options",
+]
+
+DirArg = Annotated[
+    str, typer.Option("-chdir", "--chdir", help="The root module's folder.", show_default=True)
+]
+ChdirOpt = DirArg
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option("-var", "--var", help="Set a variable: -var 'name=value' (repeatable)."),
+]
+VarFileOpt = Annotated[
+    list[str] | None,
+    typer.Option("-var-file", "--var-file", help="Read variables from a YAML file (repeatable)."),
+]
+LockOpt = Annotated[
+    bool, typer.Option("--lock/--no-lock", help="Hold the state lock (-lock=false to skip).")
+]
+LockTimeoutOpt = Annotated[
+    str,
+    typer.Option(
+        "-lock-timeout", "--lock-timeout", help="How long to wait for the state lock, e.g. 30s."
+    ),
+]
+ParallelismOpt = Annotated[
+    int,
+    typer.Option("-parallelism", "--parallelism", min=1, help="Changes applied at once."),
+]
+
+
+def parse_duration(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip()
+    for suffix in ("ms", "s", "m", "h"):
+        if t.endswith(suffix):
+            number = t[: -len(suffix)]
+            try:
+                return float(number) * units[suffix]
+            except ValueError:
+                break
+    try:
+        return float(t)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration (e.g. 30s, 2m)") from None
+
+
+def run_options(
+    chdir: str,
+    var: list[str] | None = None,
+    var_file: list[str] | None = None,
+    lock: bool = True,
+    lock_timeout: str = "0s",
+    parallelism: int = 10,
+) -> RunOptions:
+    # -var and -var-file keep their relative order, as their precedence depends on it.
+    args: list[tuple[str, str]] = []
+    argv = sys.argv[1:]
+    order = {v: i for i, v in enumerate(argv)}
+    for kind, values in (("var", var or []), ("var-file", var_file or [])):
+        args.extend((kind, v) for v in values)
+    args.sort(key=lambda kv: order.get(kv[1], 0))
+    if chdir != ".":
+        # As terraform -chdir: relative paths in the configuration (path.module,
+        # files) and in arguments are taken from the root module's folder.
+        try:
+            os.chdir(chdir)
+        except OSError as exc:
+            raise typer.BadParameter(f"-chdir {chdir}: {exc.strerror}") from None
+    return RunOptions(
+        dir=".",
+        var_args=tuple(args),
+        lock=lock,
+        lock_timeout=parse_duration(lock_timeout),
+        parallelism=parallelism,
+        environ=dict(os.environ),
+    )
+
+
+def color_enabled(no_color: bool = False) -> bool:
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def print_diagnostics(diags: list[Diagnostic]) -> None:
+    for d in diags:
+        typer.echo(d.format() + "\n", err=True)

@@ -1,0 +1,97 @@
+"""The ``kplan`` command and the one place that turns errors into exit codes.
+
+Exit codes: 0 success; 1 error; 2 with ``-detailed-exitcode`` when a plan
+has changes. Flags are written as Terraform writes them (``-out FILE``,
+``-refresh=false``); the GNU forms (``--out``, ``--no-refresh``) work too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import typer
+
+from kplan import __version__
+from kplan.cli import inspect as inspect_cmd
+from kplan.cli import run as run_cmd
+from kplan.cli import state as state_cmd
+from kplan.cli.common import print_diagnostics
+from kplan.diagnostics import KplanError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="kplan",
+    help="Plan and apply containerized OpenStack control planes, Terraform-style.\n\n"
+    "Typical use: kplan init, kplan plan -out tfplan, kplan apply tfplan.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "-help", "--help"]},
+    pretty_exceptions_enable=False,
+)
+run_cmd.register(app)
+inspect_cmd.register(app)
+app.add_typer(state_cmd.app, name="state")
+
+
+@app.command()
+def version() -> None:
+    """Print kplan's version.
+
+    Example: kplan version
+    """
+    typer.echo(f"kplan v{__version__}")
+
+
+# Boolean flags that Terraform writes as -flag=true / -flag=false.
+_BOOL_FLAGS = {"refresh", "lock", "color"}
+_BOOL_ARG = re.compile(r"^--?(?P<name>[a-z-]+)=(?P<value>true|false)$")
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    out = []
+    for a in argv:
+        m = _BOOL_ARG.match(a)
+        if m and m["name"] in _BOOL_FLAGS:
+            out.append(f"--{m['name']}" if m["value"] == "true" else f"--no-{m['name']}")
+        elif a in ("-no-color",):
+            out.append("--no-color")
+        else:
+            out.append(a)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    try:
+        # Without standalone mode click returns the code of a typer.Exit.
+        code = app(args=args, prog_name="kplan", standalone_mode=False)
+    except KplanError as exc:
+        print_diagnostics(exc.diagnostics)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        if os.environ.get("KPLAN_DEBUG"):
+            raise
+        typer.echo(
+            f"Error: internal error: {type(exc).__name__}: {exc}\n"
+            "  This is a bug in kplan. Run again with KPLAN_DEBUG=1 for the traceback, "
+            "and report it.",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

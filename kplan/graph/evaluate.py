@@ -1,0 +1,550 @@
+"""Walk the configuration graph, expanding and evaluating every object.
+
+The :class:`Evaluator` visits the nodes of a :class:`ConfigGraph` in
+dependency order. For each module instance it evaluates variables, locals,
+module calls (which create the child module's instances), resources and
+outputs. What a resource *is* — its planned or applied value — is decided by
+a :class:`ResourceHandler`: the planner plans it, the executor applies it.
+The evaluator itself never talks to providers or state.
+
+Alongside values it tracks, for every evaluated object, the set of resource
+instances it was derived from: a resource instance's dependencies.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kplan.addrs import ROOT, Key, ModuleAddr, ResourceAddr, ResourceConfigAddr
+from kplan.config.expr import Reference, evaluate, references
+from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resource
+from kplan.config.types import convert, parse_type
+from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
+from kplan.graph.access import ALL, TrackedList, TrackedMap, tracking
+from kplan.graph.builder import ConfigGraph, Node
+from kplan.graph.dag import WalkResult, walk
+from kplan.values import UNKNOWN, Secret, contains_unknown, reveal
+
+__all__ = ["Evaluator", "Instance", "ResourceHandler"]
+
+Deps = frozenset[ResourceAddr]
+_EMPTY: Deps = frozenset()
+_ADDRESS = re.compile(
+    r"^(?P<type>[A-Za-z_][\w]*)\.(?P<name>[A-Za-z_][\w-]*)(?:\[(?P<key>[^\]]+)\])?(?:\.\w+)*$"
+)
+
+
+@dataclass
+class Instance:
+    """One resource instance about to be planned or applied."""
+
+    addr: ResourceAddr
+    resource: Resource
+    scope: Mapping[str, Any]
+    # Dependencies known before the attributes are evaluated (for_each, depends_on,
+    # triggers, single-instance resources, values passed through locals and modules).
+    base_deps: Deps
+    host: str | None
+    # Maps what an evaluation looked up in multi-instance resources to instances.
+    resolve: Callable[[set[tuple[ResourceConfigAddr, Any]]], Deps] = field(repr=False)
+    # Every instance of the multi-instance resources the attributes refer to.
+    coarse_deps: Deps = _EMPTY
+    _config: dict[str, Any] | None = field(default=None, repr=False)
+    _precise: Deps | None = field(default=None, repr=False)
+
+    def config(self) -> dict[str, Any]:
+        """The evaluated attributes (evaluated on first use: untargeted ones never are)."""
+        if self._config is None:
+            with tracking() as seen:
+                value = evaluate(dict(self.resource.config), self.scope, self.resource.positions)
+            self._config = dict(value)
+            self._precise = self.resolve(seen)
+        return self._config
+
+    @property
+    def deps(self) -> Deps:
+        """What this instance depends on: exact once its attributes are evaluated."""
+        if self._precise is None:
+            return self.base_deps | self.coarse_deps
+        return self.base_deps | self._precise
+
+    def evaluate(self, raw: Any, positions: Positions | None = None) -> Any:
+        return evaluate(raw, self.scope, positions or self.resource.positions)
+
+
+class ResourceHandler(Protocol):
+    def resource(
+        self, addr: ResourceConfigAddr, instances: list[Instance]
+    ) -> Mapping[ResourceAddr, Any]:
+        """Plan or apply the instances of one resource block; return their values."""
+        ...
+
+
+@dataclass
+class _ModuleInstance:
+    addr: ModuleAddr
+    config: ModuleConfig
+    scope: dict[str, Any]
+    inputs: dict[str, tuple[Any, Deps]]
+    call: ModuleCall | None
+
+
+class Evaluator:
+    def __init__(
+        self,
+        cg: ConfigGraph,
+        variables: Mapping[str, Any],
+        handler: ResourceHandler,
+        *,
+        root_dir: str,
+    ) -> None:
+        self.cg = cg
+        self.handler = handler
+        root = cg.modules[()]
+        self.hosts: dict[str, Host] = dict(root.hosts)
+        self._base_scope = {
+            "host": {n: _host_value(h) for n, h in root.hosts.items()},
+            "groups": {g: list(m) for g, m in root.groups.items()},
+        }
+        rootmi = _ModuleInstance(
+            ROOT,
+            root,
+            self._new_scope(root, list(root.hosts), root_dir),
+            {k: (v, _EMPTY) for k, v in variables.items()},
+            None,
+        )
+        self.instances: dict[tuple[str, ...], list[_ModuleInstance]] = {(): [rootmi]}
+        self.deps: dict[tuple[ModuleAddr, str, str], Deps] = {}
+        self.resource_instances: dict[tuple[ModuleAddr, str], list[ResourceAddr]] = {}
+        self.outputs: dict[str, tuple[Any, bool]] = {}
+        self.seen: set[ResourceAddr] = set()
+        # Resource blocks with for_each or count, by module instance.
+        self.multi: set[tuple[ModuleAddr, str]] = set()
+        self._lock = threading.Lock()
+        self._refs: dict[int, list[Reference]] = {}
+
+    def _new_scope(self, cfg: ModuleConfig, hosts: list[str], root_dir: str) -> dict[str, Any]:
+        scope: dict[str, Any] = dict(self._base_scope)
+        scope.update(
+            var={},
+            local={},
+            module={},
+            hosts=hosts,
+            path={"module": _relative(cfg.dir, root_dir), "root": "."},
+        )
+        for type_, _ in cfg.resources:
+            scope.setdefault(type_, {})
+        return scope
+
+    # -- the walk ---------------------------------------------------------
+
+    def run(self, *, parallelism: int = 1) -> WalkResult[Node]:
+        return walk(self.cg.graph, self.visit, parallelism=parallelism, key=_node_key)
+
+    def visit(self, node: Node) -> None:
+        visit = self._VISITORS[node.kind]
+        for mi in list(self.instances.get(node.module, [])):
+            visit(self, node, mi)
+
+    def _refs_of(self, raw: Any, positions: Positions) -> list[Reference]:
+        refs = self._refs.get(id(raw))
+        if refs is None:
+            refs = references(raw, positions)
+            self._refs[id(raw)] = refs
+        return refs
+
+    def deps_of(
+        self, mi: _ModuleInstance, raw: Any, positions: Positions, *, split: bool = False
+    ) -> Any:
+        """The resource instances a raw value depends on, in module instance ``mi``.
+
+        With ``split``, return (other deps, deps on multi-instance resources): the
+        latter are refined later by what the evaluation actually looked up.
+        """
+        out: set[ResourceAddr] = set()
+        multi: set[ResourceAddr] = set()
+        for ref in self._refs_of(raw, positions):
+            deps = self._ref_deps(mi.addr, ref)
+            if split and ref.root == "resource" and self._is_multi(mi.addr, ref):
+                multi |= deps
+            else:
+                out |= deps
+        return (frozenset(out), frozenset(multi)) if split else frozenset(out)
+
+    def _is_multi(self, m: ModuleAddr, ref: Reference) -> bool:
+        return (m, f"{ref.parts[0]}.{ref.parts[1]}") in self.multi
+
+    def resolve_access(self, seen: set[tuple[ResourceConfigAddr, Any]]) -> Deps:
+        out: set[ResourceAddr] = set()
+        for cfg, key in seen:
+            if key is ALL:
+                out.update(self.resource_instances.get((cfg.module, f"{cfg.type}.{cfg.name}"), ()))
+            else:
+                out.add(cfg.instance(key))
+        return frozenset(out)
+
+    def _ref_deps(self, m: ModuleAddr, ref: Reference) -> Deps:
+        if ref.root in ("var", "local") and ref.parts:
+            return self.deps.get((m, ref.root, str(ref.parts[0])), _EMPTY)
+        if ref.root == "resource" and len(ref.parts) >= 2:
+            name = f"{ref.parts[0]}.{ref.parts[1]}"
+            return frozenset(self.resource_instances.get((m, name), ()))
+        if ref.root == "module" and ref.parts:
+            return self._module_deps(m, str(ref.parts[0]), ref.parts[1:])
+        return _EMPTY
+
+    def _module_deps(self, m: ModuleAddr, name: str, rest: tuple[str | int, ...]) -> Deps:
+        out: set[ResourceAddr] = set()
+        path = (*(s.name for s in m.steps), name)
+        for child in self.instances.get(path, []):
+            if child.addr.steps[:-1] != m.steps:
+                continue
+            if rest and isinstance(rest[0], str) and (child.addr, "output", rest[0]) in self.deps:
+                out |= self.deps[(child.addr, "output", rest[0])]
+            else:
+                out |= self._all_resources_within(child.addr)
+        return frozenset(out)
+
+    def _all_resources_within(self, m: ModuleAddr) -> set[ResourceAddr]:
+        return {
+            a
+            for (mod, _), addrs in list(self.resource_instances.items())
+            if mod.is_within(m)
+            for a in addrs
+        }
+
+    # -- visitors -----------------------------------------------------------
+
+    def _visit_var(self, node: Node, mi: _ModuleInstance) -> None:
+        var = mi.config.variables[node.name]
+        if node.name in mi.inputs:
+            value, deps = mi.inputs[node.name]
+        elif not var.required:
+            value, deps = var.default, _EMPTY
+        else:
+            where = f'module "{mi.call.name}"' if mi.call else "the root module"
+            pos = mi.call.pos if mi.call else var.pos
+            raise _error(
+                f'{where} needs a value for variable "{node.name}"',
+                "set it in the module call's inputs" if mi.call else "",
+                pos,
+                "missing-variable",
+            )
+        value = self._convert_var(var.name, var.type, value, var.pos)
+        if var.sensitive and not isinstance(value, Secret) and value is not UNKNOWN:
+            value = Secret(value)
+        for rule in var.validations:
+            ok = evaluate(rule.condition, {"var": {node.name: value}}, Positions(rule.pos))
+            if ok is UNKNOWN:
+                continue
+            if not reveal(ok):
+                raise _error(
+                    f'invalid value for variable "{node.name}"',
+                    rule.error_message,
+                    rule.pos,
+                    "variable-validation",
+                )
+        mi.scope["var"][node.name] = value
+        self.deps[(mi.addr, "var", node.name)] = deps
+
+    def _convert_var(self, name: str, type_: str, value: Any, pos: SourcePos) -> Any:
+        if value is UNKNOWN:
+            return value
+        try:
+            return convert(value, parse_type(type_), f"var.{name}")
+        except KplanError:
+            raise
+        except Exception as exc:
+            raise _error(
+                f'invalid value for variable "{name}"', str(exc), pos, "variable-type"
+            ) from None
+
+    def _visit_local(self, node: Node, mi: _ModuleInstance) -> None:
+        local = mi.config.locals[node.name]
+        mi.scope["local"][node.name] = evaluate(local.value, mi.scope, local.pos)
+        self.deps[(mi.addr, "local", node.name)] = self.deps_of(mi, local.value, local.pos)
+
+    def _visit_output(self, node: Node, mi: _ModuleInstance) -> None:
+        out = mi.config.outputs[node.name]
+        pos = out.pos.sub("value")
+        value = evaluate(out.value, mi.scope, pos)
+        self.deps[(mi.addr, "output", node.name)] = self.deps_of(mi, out.value, pos)
+        if out.sensitive and not isinstance(value, Secret) and value is not UNKNOWN:
+            value = Secret(value)
+        if mi.addr.is_root:
+            self.outputs[node.name] = (value, out.sensitive)
+            return
+        parent = self._parent(mi)
+        step = mi.addr.steps[-1]
+        slot = parent.scope["module"][step.name]
+        if step.key is None:
+            slot[node.name] = value
+        else:
+            slot[step.key][node.name] = value
+
+    def _parent(self, mi: _ModuleInstance) -> _ModuleInstance:
+        path = tuple(s.name for s in mi.addr.steps[:-1])
+        parent_addr = ModuleAddr(mi.addr.steps[:-1])
+        for p in self.instances[path]:
+            if p.addr == parent_addr:
+                return p
+        raise AssertionError(f"no parent instance for {mi.addr}")
+
+    def _visit_module_end(self, node: Node, mi: _ModuleInstance) -> None:
+        return None
+
+    def _visit_module(self, node: Node, mi: _ModuleInstance) -> None:
+        call = mi.config.modules[node.name]
+        child_path = (*node.module, node.name)
+        keys = self._expand(call.for_each, call.count, mi.scope, call.positions, call.pos)
+        base_deps = self._meta_deps(mi, call.for_each, call.count, call.positions)
+        if keys is None:
+            raise _error(
+                f'the for_each or count of module "{call.name}" depends on values known '
+                "only after apply",
+                "use values known at plan time",
+                call.pos,
+                "unknown-expansion",
+            )
+        children = self.instances.setdefault(child_path, [])
+        slot: Any
+        if call.count is not None:
+            slot = [{} for _ in keys]
+        elif call.for_each is not None:
+            slot = {k: {} for k, _ in keys}
+        else:
+            slot = {}
+        mi.scope["module"][node.name] = slot
+        for key, each in keys:
+            scope = _with_each(mi.scope, key, each, call.count is not None)
+            child = self._module_instance(mi, call, scope, key, base_deps)
+            children.append(child)
+
+    def _module_instance(
+        self, mi: _ModuleInstance, call: ModuleCall, scope: dict[str, Any], key: Key, deps: Deps
+    ) -> _ModuleInstance:
+        pos = call.positions.sub("inputs")
+        inputs: dict[str, tuple[Any, Deps]] = {}
+        for name, raw in call.inputs.items():
+            if name not in call.module.variables:
+                declared = ", ".join(sorted(call.module.variables)) or "none"
+                raise _error(
+                    f'module "{call.name}" has no variable "{name}"',
+                    f"its variables: {declared}",
+                    pos.at((name,)),
+                    "unknown-input",
+                )
+            sub = pos.sub(name)
+            inputs[name] = (evaluate(raw, scope, sub), deps | self.deps_of(mi, raw, sub))
+        hosts = scope["hosts"]
+        if call.hosts is not None:
+            hosts = self._host_list(evaluate(call.hosts, scope, call.positions.sub("hosts")), call)
+        child_scope = self._new_scope(call.module, hosts, mi.scope["path"]["root"])
+        return _ModuleInstance(
+            mi.addr.child(call.name, key), call.module, child_scope, inputs, call
+        )
+
+    def _host_list(self, value: Any, call: ModuleCall) -> list[str]:
+        names = list(value.keys()) if isinstance(value, dict) else value
+        pos = call.positions.at(("hosts",))
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _error(
+                f'module "{call.name}": hosts must be a list of host names',
+                f"got {type(value).__name__}",
+                pos,
+                "invalid-hosts",
+            )
+        for n in names:
+            if n not in self.hosts:
+                raise _error(f'module "{call.name}": unknown host "{n}"', "", pos, "unknown-host")
+        return list(names)
+
+    def _visit_resource(self, node: Node, mi: _ModuleInstance) -> None:
+        type_, name = node.name.split(".", 1)
+        res = mi.config.resources[(type_, name)]
+        keys = self._expand(res.for_each, res.count, mi.scope, res.positions, res.pos)
+        if keys is None:
+            raise _error(
+                f"the for_each or count of {type_}.{name} depends on values known only after apply",
+                "use values known at plan time, or create the resources it depends on "
+                "first with -target",
+                res.pos,
+                "unknown-expansion",
+            )
+        cfg_addr = ResourceConfigAddr(mi.addr, type_, name)
+        base = self._meta_deps(mi, res.for_each, res.count, res.positions)
+        cfg_deps, multi_deps = self.deps_of(mi, dict(res.config), res.positions, split=True)
+        base |= cfg_deps
+        addresses = (*res.depends_on, *res.lifecycle.restart_on, *res.lifecycle.replace_on)
+        instances = []
+        for key, each in keys:
+            scope = _with_each(mi.scope, key, each, res.count is not None)
+            addr = cfg_addr.instance(key)
+            host = self._instance_host(res, scope)
+            deps = base | self._address_deps(mi, addresses, scope)
+            instances.append(
+                Instance(addr, res, scope, deps, host, self.resolve_access, multi_deps)
+            )
+        with self._lock:
+            if res.for_each is not None or res.count is not None:
+                self.multi.add((mi.addr, node.name))
+            self.resource_instances[(mi.addr, node.name)] = [i.addr for i in instances]
+            self.seen.update(i.addr for i in instances)
+        values = self.handler.resource(cfg_addr, instances)
+        if res.for_each is not None:
+            by_key = {i.addr.key: values[i.addr] for i in instances}
+            mi.scope[type_][name] = TrackedMap(cfg_addr, by_key)
+        elif res.count is not None:
+            mi.scope[type_][name] = TrackedList(cfg_addr, [values[i.addr] for i in instances])
+        else:
+            mi.scope[type_][name] = values[instances[0].addr]
+
+    def _address_deps(
+        self, mi: _ModuleInstance, texts: tuple[str, ...], scope: Mapping[str, Any]
+    ) -> Deps:
+        """Deps of addresses written without ${}; ``x[each.key]`` names one instance."""
+        out: set[ResourceAddr] = set()
+        for text in texts:
+            m = _ADDRESS.match(text.strip())
+            if m is None:
+                continue
+            if m["type"] == "module":
+                out |= self._module_deps(mi.addr, m["name"], ())
+                continue
+            all_of = self.resource_instances.get((mi.addr, f"{m['type']}.{m['name']}"), [])
+            if m["key"] is None:
+                out.update(all_of)
+                continue
+            key = reveal(evaluate("${" + m["key"] + "}", scope, None))
+            out.update(a for a in all_of if a.key == key)
+        return frozenset(out)
+
+    def _instance_host(self, res: Resource, scope: Mapping[str, Any]) -> str | None:
+        if res.host is None:
+            return None
+        value = evaluate(res.host, scope, res.positions.sub("host"))
+        if value is UNKNOWN:
+            raise _error("host must be known at plan time", "", res.positions.at(("host",)))
+        if isinstance(value, dict) and "name" in value:
+            value = value["name"]
+        if not isinstance(value, str) or value not in self.hosts:
+            known = ", ".join(sorted(self.hosts)) or "none (declare them under hosts:)"
+            raise _error(
+                f'unknown host "{value}" for {res.type}.{res.name}',
+                f"hosts: {known}",
+                res.positions.at(("host",)),
+                "unknown-host",
+            )
+        return value
+
+    def _meta_deps(self, mi: _ModuleInstance, for_each: Any, count: Any, pos: Positions) -> Deps:
+        out: Deps = _EMPTY
+        if for_each is not None:
+            out |= self.deps_of(mi, for_each, pos.sub("for_each"))
+        if count is not None:
+            out |= self.deps_of(mi, count, pos.sub("count"))
+        return out
+
+    def _expand(
+        self,
+        for_each: Any,
+        count: Any,
+        scope: Mapping[str, Any],
+        positions: Positions,
+        pos: SourcePos,
+    ) -> list[tuple[Key, Any]] | None:
+        """Instance keys with each.value; [] for none; None when not known yet."""
+        if count is not None:
+            n = evaluate(count, scope, positions.sub("count"))
+            if n is UNKNOWN:
+                return None
+            n = reveal(n)
+            if isinstance(n, float) and n.is_integer():
+                n = int(n)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise _error(
+                    "count must be a whole number ≥ 0",
+                    f"got {n!r}",
+                    positions.at(("count",)),
+                    "invalid-count",
+                )
+            return [(i, None) for i in range(n)]
+        if for_each is None:
+            return [(None, None)]
+        value = evaluate(for_each, scope, positions.sub("for_each"))
+        if contains_unknown(value) and not isinstance(value, dict):
+            return None
+        value = reveal(value) if isinstance(value, Secret) else value
+        if isinstance(value, dict):
+            return [(str(k), value[k]) for k in sorted(value, key=str)]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return [(v, v) for v in sorted(set(value))]
+        raise _error(
+            "for_each must be a map, or a list of strings",
+            f"got {type(value).__name__}",
+            positions.at(("for_each",)),
+            "invalid-for-each",
+        )
+
+    _VISITORS: dict[str, Callable[[Evaluator, Node, _ModuleInstance], None]] = {
+        "var": _visit_var,
+        "local": _visit_local,
+        "output": _visit_output,
+        "module": _visit_module,
+        "module_end": _visit_module_end,
+        "resource": _visit_resource,
+    }
+
+
+_KIND_ORDER = {"var": 0, "local": 1, "module": 2, "resource": 3, "module_end": 4, "output": 5}
+
+
+def _node_key(n: Node) -> tuple[tuple[str, ...], int, str]:
+    return (n.module, _KIND_ORDER[n.kind], n.name)
+
+
+def _relative(path: str, root: str) -> str:
+    # Relative, as Terraform's path.module: plans stay the same wherever the checkout is.
+    import os
+
+    return os.path.relpath(path, root)
+
+
+def _with_each(scope: Mapping[str, Any], key: Key, each: Any, is_count: bool) -> dict[str, Any]:
+    out = dict(scope)
+    if key is None:
+        return out
+    if is_count:
+        out["count"] = {"index": key}
+    else:
+        out["each"] = {"key": key, "value": each}
+    return out
+
+
+def _host_value(h: Host) -> dict[str, Any]:
+    return {
+        "name": h.name,
+        "address": h.address,
+        "groups": list(h.groups),
+        "connection": h.connection,
+        "vars": dict(h.vars),
+    }
+
+
+def _error(summary: str, detail: str, pos: SourcePos | None, code: str = "") -> KplanError:
+    return KplanError(Diagnostic.error(summary, detail, pos, code))
+
+
+def collect(result: WalkResult[Node]) -> Diagnostics:
+    """The diagnostics of a walk's failures (non-kplan exceptions are re-raised)."""
+    diags = Diagnostics()
+    for exc in result.failed.values():
+        if isinstance(exc, KplanError):
+            diags.extend(exc.diagnostics)
+        else:
+            raise exc
+    return diags

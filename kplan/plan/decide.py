@@ -1,0 +1,389 @@
+"""Decide one instance's action and its reasons; which instances a run selects.
+
+:class:`InstancePlanner` asks the provider for the planned state of one
+instance and turns the difference from the prior state into an
+:class:`~kplan.plan.model.Action` with reasons people can read: the
+attributes that differ, drift, ``-replace``, and ``restart_on`` /
+``replace_on`` triggers. :class:`Selection` implements ``-target`` and
+``-exclude``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kplan.addrs import ModuleAddr, ResourceAddr, ResourceConfigAddr, Target, parse_resource
+from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
+from kplan.graph.builder import ConfigGraph, Node
+from kplan.graph.evaluate import Instance
+from kplan.plan.model import Action, PlanMode, Reason, ResourceChange
+from kplan.plugins import ProviderRegistry
+from kplan.provider_api import PlanRequest, PlanResponse, ResourceSchema, ValidateRequest
+from kplan.state.records import ResourceRecord
+from kplan.values import UNKNOWN, Secret
+
+__all__ = ["InstancePlanner", "Selection"]
+
+_TRIGGER = re.compile(
+    r"^(?P<type>[A-Za-z_][\w]*)\.(?P<name>[A-Za-z_][\w-]*)"
+    r"(?:\[(?P<key>[^\]]+)\])?(?:\.(?P<attr>[A-Za-z_][\w]*))?$"
+)
+_CHANGED = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+
+
+@dataclass
+class Selection:
+    """``-target`` and ``-exclude``: which instances this run may change."""
+
+    targets: list[Target] = field(default_factory=list)
+    host_targets: list[str] = field(default_factory=list)
+    excludes: list[Target] = field(default_factory=list)
+    host_excludes: list[str] = field(default_factory=list)
+    # Resource blocks some target depends on: all their instances are included.
+    dep_nodes: set[tuple[tuple[str, ...], str]] = field(default_factory=set)
+    # The same for host selectors: only instances on that host, or on none.
+    host_dep_nodes: set[tuple[tuple[str, ...], str]] = field(default_factory=set)
+    excluded: set[ResourceAddr] = field(default_factory=set)
+
+    @classmethod
+    def parse(
+        cls, targets: Iterable[str], excludes: Iterable[str], cg: ConfigGraph | None
+    ) -> Selection:
+        sel = cls()
+        for text, addrs, hosts in (
+            (targets, sel.targets, sel.host_targets),
+            (excludes, sel.excludes, sel.host_excludes),
+        ):
+            for t in text:
+                if t.startswith("host:"):
+                    hosts.append(t[5:])
+                else:
+                    try:
+                        addrs.append(Target.parse(t))
+                    except ValueError as exc:
+                        raise KplanError(
+                            Diagnostic.error(
+                                f"invalid target {t!r}",
+                                f"{exc}. A target is an address or a prefix of one "
+                                '(module.NAME, TYPE.NAME, TYPE.NAME["KEY"]) or host:NAME',
+                                code="invalid-target",
+                            )
+                        ) from None
+        if cg is not None and (sel.targets or sel.host_targets):
+            sel._dependencies(cg)
+        return sel
+
+    def _dependencies(self, cg: ConfigGraph) -> None:
+        g = cg.graph
+        for node in g.nodes:
+            if node.kind != "resource":
+                continue
+            direct = any(_node_matches(t, node) for t in self.targets)
+            if direct or self.host_targets:
+                deps = {
+                    (n.module, n.name) for n in g.ancestors([node]) - {node} if n.kind == "resource"
+                }
+                (self.dep_nodes if direct else self.host_dep_nodes).update(deps)
+
+    @property
+    def targeted(self) -> bool:
+        return bool(self.targets or self.host_targets)
+
+    def included(self, addr: ResourceAddr, host: str | None, deps: Iterable[ResourceAddr]) -> bool:
+        if self.is_excluded(addr, host) or any(d in self.excluded for d in deps):
+            self.excluded.add(addr)
+            return False
+        if not self.targeted:
+            return True
+        if any(t.matches(addr) for t in self.targets) or host in self.host_targets:
+            return True
+        node = (tuple(s.name for s in addr.module.steps), f"{addr.type}.{addr.name}")
+        if node in self.dep_nodes:
+            return True
+        return node in self.host_dep_nodes and host is None
+
+    def is_excluded(self, addr: ResourceAddr, host: str | None) -> bool:
+        return any(t.matches(addr) for t in self.excludes) or (
+            host is not None and host in self.host_excludes
+        )
+
+    def matches_directly(self, addr: ResourceAddr, host: str | None) -> bool:
+        if self.is_excluded(addr, host):
+            return False
+        if not self.targeted:
+            return True
+        return any(t.matches(addr) for t in self.targets) or host in self.host_targets
+
+
+def _node_matches(t: Target, node: Node) -> bool:
+    a = t.addr
+    if isinstance(a, ModuleAddr):  # a module target: every block inside it
+        names = tuple(s.name for s in a.steps)
+        return node.module[: len(names)] == names
+    names = tuple(s.name for s in a.module.steps)
+    return node.module == names and node.name == f"{a.type}.{a.name}"
+
+
+class InstancePlanner:
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        records: Mapping[str, ResourceRecord],
+        recorded: Mapping[str, ResourceRecord],
+        selection: Selection,
+        replace: set[str],
+        mode: PlanMode,
+    ) -> None:
+        self.registry = registry
+        self.records = records  # refreshed
+        self.recorded = recorded  # as state holds them
+        self.selection = selection
+        self.replace = replace
+        self.mode = mode
+        self.by_config: dict[ResourceConfigAddr, list[ResourceChange]] = defaultdict(list)
+        self.prevent_destroy: set[ResourceAddr] = set()
+
+    def plan_instance(
+        self, inst: Instance, changes: Mapping[ResourceAddr, ResourceChange]
+    ) -> tuple[ResourceChange | None, Any]:
+        """The change for one instance (None when not selected) and its value for references."""
+        rec = self.records.get(str(inst.addr))
+        if not self.selection.included(inst.addr, inst.host, inst.deps):
+            return None, (rec.attributes if rec else UNKNOWN)
+        provider, schema = self.registry.get(inst.addr.type, inst.resource.pos)
+        if inst.resource.lifecycle.prevent_destroy:
+            self.prevent_destroy.add(inst.addr)
+        config = inst.config()
+        self._validate(provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics, inst)
+        prior = dict(rec.attributes) if rec else None
+        if prior is not None and inst.resource.lifecycle.ignore_changes:
+            # As Terraform: ignored attributes keep their recorded value in the proposal.
+            config = dict(config)
+            for name in inst.resource.lifecycle.ignore_changes:
+                if name in prior:
+                    config[name] = prior[name]
+        resp = self._provider_plan(provider, inst, prior, config)
+        planned = self._adjust(dict(resp.planned), prior, schema, inst)
+        action, reasons = self._decide(inst, schema, prior, planned, resp)
+        change = ResourceChange(
+            inst.addr,
+            provider.name,
+            action,
+            prior,
+            planned,
+            tuple(reasons),
+            tuple(sorted(inst.deps, key=lambda a: a.sort_key())),
+            inst.host,
+            tuple(resp.requires_replace) if action is Action.REPLACE else (),
+        )
+        self.by_config[inst.addr.config].append(change)
+        return change, planned
+
+    def _provider_plan(
+        self, provider: Any, inst: Instance, prior: dict[str, Any] | None, config: dict[str, Any]
+    ) -> PlanResponse:
+        req = PlanRequest(inst.addr.type, str(inst.addr), inst.host, prior, config)
+        try:
+            resp: PlanResponse = provider.plan(req)
+        except Exception as exc:
+            raise KplanError(
+                Diagnostic.error(
+                    f"provider {provider.name} failed to plan {inst.addr}",
+                    f"{type(exc).__name__}: {exc}",
+                    inst.resource.pos,
+                    code="provider-error",
+                )
+            ) from None
+        self._validate(resp.diagnostics, inst)
+        return resp
+
+    def _validate(self, diags: Iterable[Diagnostic], inst: Instance) -> None:
+        out = Diagnostics()
+        for d in diags:
+            pos = inst.resource.positions.at(tuple(d.attribute)) if d.attribute else None
+            out.add(d.with_pos(pos or inst.resource.pos))
+        out.raise_if_errors()
+
+    def _adjust(
+        self,
+        planned: dict[str, Any],
+        prior: dict[str, Any] | None,
+        schema: ResourceSchema,
+        inst: Instance,
+    ) -> dict[str, Any]:
+        if prior is not None:
+            for name in inst.resource.lifecycle.ignore_changes:
+                if name in prior:
+                    planned[name] = prior[name]
+        for name in schema.sensitive_attributes():
+            v = planned.get(name)
+            if v is not None and v is not UNKNOWN and not isinstance(v, Secret):
+                planned[name] = Secret(v)
+        return planned
+
+    def _decide(
+        self,
+        inst: Instance,
+        schema: ResourceSchema,
+        prior: dict[str, Any] | None,
+        planned: dict[str, Any],
+        resp: PlanResponse,
+    ) -> tuple[Action, list[Reason]]:
+        addr_s = str(inst.addr)
+        if prior is None:
+            if addr_s in self.recorded:
+                return Action.CREATE, [Reason("drift", "deleted outside kplan")]
+            return Action.CREATE, []
+        replace: list[Reason] = []
+        if addr_s in self.replace:
+            replace.append(Reason("requested", "replacement requested with -replace"))
+        forcing = {tuple(p) for p in resp.requires_replace}
+        for p in sorted(forcing, key=str):
+            replace.append(Reason("attribute", f"{'.'.join(map(str, p))} forces replacement", p))
+        replace += self._triggers(inst, inst.resource.lifecycle.replace_on, "replace")
+        changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
+        if replace:
+            return Action.REPLACE, replace + [r for r in changed if r.kind != "unknown"]
+        if changed:
+            return Action.UPDATE, changed
+        restart = self._triggers(inst, inst.resource.lifecycle.restart_on, "restart")
+        if restart:
+            return (Action.RESTART if schema.restartable else Action.REPLACE), restart
+        return Action.NOOP, []
+
+    def _attribute_reasons(
+        self,
+        addr_s: str,
+        schema: ResourceSchema,
+        prior: Mapping[str, Any],
+        planned: Mapping[str, Any],
+        forcing: set[Any],
+    ) -> list[Reason]:
+        recorded = self.recorded.get(addr_s)
+        before = recorded.attributes if recorded else prior
+        out: list[Reason] = []
+        unknown: list[str] = []
+        for k in sorted(set(prior) | set(planned)):
+            if (k,) in forcing or prior.get(k) == planned.get(k):
+                continue
+            attr = schema.attributes.get(k)
+            if attr is not None and attr.computed and not attr.optional:
+                if planned.get(k) is UNKNOWN:
+                    unknown.append(k)
+                continue  # a consequence of another change, not a reason
+            if before.get(k) != prior.get(k) and before.get(k) == planned.get(k):
+                out.append(Reason("drift", f"{k} changed outside kplan; restoring it", (k,)))
+            else:
+                out.append(Reason("attribute", f"{k} changed", (k,)))
+        if not out:
+            out = [Reason("unknown", f"{k} will be known after apply", (k,)) for k in unknown]
+        return out
+
+    def _triggers(self, inst: Instance, entries: Iterable[str], verb: str) -> list[Reason]:
+        out: list[Reason] = []
+        for text in entries:
+            m = _TRIGGER.match(text.strip())
+            if m is None:
+                raise KplanError(
+                    Diagnostic.error(
+                        f"invalid {verb}_on entry {text!r}",
+                        "expected TYPE.NAME, TYPE.NAME[KEY] or TYPE.NAME[KEY].ATTRIBUTE "
+                        "(KEY may be an expression such as each.key)",
+                        inst.resource.pos,
+                        code="invalid-trigger",
+                    )
+                )
+            key: Any = None
+            if m["key"] is not None:
+                key = inst.evaluate("${" + m["key"] + "}")
+            cfg = ResourceConfigAddr(inst.addr.module, m["type"], m["name"])
+            for ch in self.by_config.get(cfg, ()):
+                if key is not None and ch.addr.key != key:
+                    continue
+                if ch.action not in _CHANGED:
+                    continue
+                attr = m["attr"]
+                if (
+                    attr is not None
+                    and ch.before is not None
+                    and ch.after is not None
+                    and ch.before.get(attr) == ch.after.get(attr)
+                ):
+                    continue
+                what = f"{ch.addr}.{attr}" if attr else str(ch.addr)
+                out.append(Reason("trigger", f"{verb}: {what} changed"))
+        return out
+
+    # -- deletions ----------------------------------------------------------
+
+    def orphans(self, seen: set[ResourceAddr]) -> dict[ResourceAddr, ResourceChange]:
+        out: dict[ResourceAddr, ResourceChange] = {}
+        for addr_s, rec in self.recorded.items():
+            addr = parse_resource(addr_s)
+            if addr in seen or not self.selection.matches_directly(addr, rec.host):
+                continue
+            before = self.records.get(addr_s, rec).attributes
+            reason = Reason("orphan", "no longer in the configuration")
+            out[addr] = self._delete(addr, rec, before, (reason,))
+        return out
+
+    def destroy_all(self) -> dict[ResourceAddr, ResourceChange]:
+        chosen = {
+            a
+            for a, r in self.recorded.items()
+            if self.selection.matches_directly(parse_resource(a), r.host)
+        }
+        users: dict[str, set[str]] = defaultdict(set)
+        for a, r in self.recorded.items():
+            for d in r.dependencies:
+                users[d].add(a)
+        because: dict[str, str] = {}
+        stack = sorted(chosen)
+        while stack:  # what depends on a destroyed resource goes too
+            dep = stack.pop()
+            for u in sorted(users.get(dep, ())):
+                if u not in chosen:
+                    chosen.add(u)
+                    because[u] = dep
+                    stack.append(u)
+        out: dict[ResourceAddr, ResourceChange] = {}
+        for a in chosen:
+            rec = self.recorded[a]
+            addr = parse_resource(a)
+            reasons = (
+                (Reason("destroy", f"depends on {because[a]}, which will be destroyed"),)
+                if a in because
+                else ()
+            )
+            out[addr] = self._delete(addr, rec, rec.attributes, reasons)
+        return out
+
+    def _delete(
+        self,
+        addr: ResourceAddr,
+        rec: ResourceRecord,
+        before: Mapping[str, Any],
+        reasons: tuple[Reason, ...],
+    ) -> ResourceChange:
+        deps = tuple(
+            sorted((parse_resource(d) for d in rec.dependencies), key=lambda a: a.sort_key())
+        )
+        return ResourceChange(
+            addr, rec.provider, Action.DELETE, before, None, reasons, deps, rec.host
+        )
+
+    def check_prevent_destroy(self, changes: Iterable[ResourceChange]) -> None:
+        diags = Diagnostics()
+        for ch in changes:
+            if ch.action in (Action.DELETE, Action.REPLACE) and ch.addr in self.prevent_destroy:
+                diags.error(
+                    f"{ch.addr} has prevent_destroy set, but the plan would destroy it",
+                    "remove prevent_destroy from its lifecycle to allow this, or change the "
+                    "plan (-target/-exclude) so that it is not destroyed",
+                    code="prevent-destroy",
+                )
+        diags.raise_if_errors()

@@ -1,0 +1,160 @@
+"""Diff the desired configuration against state: build a :class:`Plan`.
+
+The steps: refresh what state records (one batched ``read`` per resource
+type), walk the configuration graph asking each provider to plan each
+instance, decide the action and its reasons, then plan the deletion of
+whatever state holds that the configuration no longer has. Nothing here
+changes a host or the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kplan.addrs import ResourceAddr, ResourceConfigAddr, parse_resource
+from kplan.diagnostics import Diagnostics, KplanError
+from kplan.graph.builder import ConfigGraph
+from kplan.graph.evaluate import Evaluator, Instance, collect
+from kplan.plan.decide import InstancePlanner, Selection
+from kplan.plan.model import Action, OutputChange, Plan, PlanMode, ResourceChange
+from kplan.plan.refresh import refresh
+from kplan.plugins import ProviderRegistry
+from kplan.state.records import ResourceRecord
+from kplan.values import UNKNOWN
+
+__all__ = ["PlanOptions", "make_plan"]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    mode: PlanMode = PlanMode.NORMAL
+    refresh: bool = True
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    parallelism: int = 10
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything a plan is computed from, besides the configuration graph."""
+
+    cg: ConfigGraph
+    root_dir: str
+    variables: Mapping[str, Any]
+    records: Mapping[str, ResourceRecord]
+    outputs: Mapping[str, Any]
+    registry: ProviderRegistry
+    workspace: str
+    lineage: str
+    serial: int
+    input_checksum: str
+
+
+class _PlanHandler:
+    def __init__(self, planner: InstancePlanner) -> None:
+        self.planner = planner
+        self.changes: dict[ResourceAddr, ResourceChange] = {}
+
+    def resource(
+        self, addr: ResourceConfigAddr, instances: list[Instance]
+    ) -> Mapping[ResourceAddr, Any]:
+        values: dict[ResourceAddr, Any] = {}
+        for inst in instances:
+            change, value = self.planner.plan_instance(inst, self.changes)
+            if change is not None:
+                self.changes[inst.addr] = change
+            values[inst.addr] = value
+        return values
+
+
+def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnostics]:
+    diags = Diagnostics()
+    records = dict(inputs.records)
+    drift: list[ResourceChange] = []
+    if options.refresh and records:
+        records, drift, rdiags = refresh(records, inputs.registry, options.parallelism)
+        diags.extend(rdiags)
+        if diags.has_errors:
+            return _empty(inputs, options), diags
+    selection = Selection.parse(options.targets, options.excludes, inputs.cg)
+    replace = {str(parse_resource(r)) for r in options.replace}
+    planner = InstancePlanner(
+        inputs.registry, records, inputs.records, selection, replace, options.mode
+    )
+    handler = _PlanHandler(planner)
+    changes: dict[ResourceAddr, ResourceChange] = {}
+    outputs: tuple[OutputChange, ...] = ()
+    if options.mode is PlanMode.NORMAL:
+        ev = Evaluator(inputs.cg, inputs.variables, handler, root_dir=inputs.root_dir)
+        diags.extend(collect(ev.run(parallelism=1)))
+        if diags.has_errors:
+            return _empty(inputs, options), diags
+        changes = handler.changes
+        for addr, change in planner.orphans(ev.seen).items():
+            changes[addr] = change
+        outputs = _output_changes(inputs.outputs, ev.outputs)
+    elif options.mode is PlanMode.DESTROY:
+        changes = planner.destroy_all()
+        planner.prevent_destroy.update(a for a in changes if _prevents_destroy(inputs.cg, a))
+        outputs = tuple(
+            OutputChange(n, Action.DELETE, v, None, False)
+            for n, v in sorted(inputs.outputs.items())
+        )
+    try:
+        planner.check_prevent_destroy(changes.values())
+    except KplanError as exc:
+        diags.extend(exc.diagnostics)
+        return _empty(inputs, options), diags
+    plan = Plan(
+        changes=tuple(sorted(changes.values(), key=lambda c: c.addr.sort_key())),
+        outputs=outputs,
+        drift=tuple(sorted(drift, key=lambda c: c.addr.sort_key())),
+        mode=options.mode,
+        workspace=inputs.workspace,
+        lineage=inputs.lineage,
+        serial=inputs.serial,
+        input_checksum=inputs.input_checksum,
+        variables=dict(inputs.variables),
+        targets=options.targets,
+        excludes=options.excludes,
+        kplan_version=_version(),
+    )
+    return plan, diags
+
+
+def _empty(inputs: PlanInputs, options: PlanOptions) -> Plan:
+    return Plan(changes=(), mode=options.mode, workspace=inputs.workspace)
+
+
+def _output_changes(
+    before: Mapping[str, Any], after: Mapping[str, tuple[Any, bool]]
+) -> tuple[OutputChange, ...]:
+    out: list[OutputChange] = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            out.append(OutputChange(name, Action.DELETE, before[name], None, False))
+            continue
+        value, sensitive = after[name]
+        if name not in before:
+            action = Action.CREATE
+        elif value is UNKNOWN or before[name] != value:
+            action = Action.UPDATE
+        else:
+            action = Action.NOOP
+        out.append(OutputChange(name, action, before.get(name), value, sensitive))
+    return tuple(out)
+
+
+def _prevents_destroy(cg: ConfigGraph, addr: ResourceAddr) -> bool:
+    cfg = cg.modules.get(tuple(s.name for s in addr.module.steps))
+    res = cfg.resources.get((addr.type, addr.name)) if cfg else None
+    return bool(res and res.lifecycle.prevent_destroy)
+
+
+def _version() -> str:
+    from kplan import __version__
+
+    return __version__

@@ -1,0 +1,113 @@
+"""Refresh: read what recorded resources look like now, in batches.
+
+One ``read`` call per resource type covers every recorded instance of that
+type (the provider batches per host inside). What changed outside kplan is
+returned as drift — changes from the recorded to the real state — and the
+refreshed records keep the recorded secrecy: a value that was a Secret in
+state stays one after the read.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from kplan.addrs import parse_resource
+from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
+from kplan.plan.model import Action, Reason, ResourceChange
+from kplan.plugins import ProviderRegistry
+from kplan.provider_api import ReadInstance, ReadRequest, ReadResponse
+from kplan.state.records import ResourceRecord
+from kplan.values import mark_paths, secret_paths
+
+__all__ = ["refresh"]
+
+
+def refresh(
+    records: Mapping[str, ResourceRecord], registry: ProviderRegistry, parallelism: int = 10
+) -> tuple[dict[str, ResourceRecord], list[ResourceChange], Diagnostics]:
+    """Return (records as they are now — gone ones removed —, drift, diagnostics)."""
+    diags = Diagnostics()
+    by_type: dict[str, list[ResourceRecord]] = defaultdict(list)
+    for rec in records.values():
+        by_type[rec.type].append(rec)
+    jobs = []
+    for type_name in sorted(by_type):
+        try:
+            provider, _ = registry.get(type_name)
+        except KplanError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        req = ReadRequest(
+            type_name,
+            [ReadInstance(r.address, r.host, r.attributes) for r in by_type[type_name]],
+        )
+        jobs.append((provider, req))
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs) or 1))) as pool:
+        responses = list(pool.map(lambda j: _read(*j), jobs))
+    out = dict(records)
+    drift: list[ResourceChange] = []
+    for (_, req), resp in zip(jobs, responses, strict=True):
+        diags.extend(resp.diagnostics)
+        for inst in req.instances:
+            rec = records[inst.address]
+            _apply_read(rec, resp, out, drift)
+    return out, drift, diags
+
+
+def _read(provider: object, req: ReadRequest) -> ReadResponse:
+    from kplan.provider_api import Provider
+
+    assert isinstance(provider, Provider)
+    try:
+        return provider.read(req)
+    except Exception as exc:  # a provider bug must become a message, not a traceback
+        return ReadResponse(
+            {},
+            [
+                Diagnostic.error(
+                    f"refreshing {req.type_name} failed", f"{type(exc).__name__}: {exc}"
+                )
+            ],
+        )
+
+
+def _apply_read(
+    rec: ResourceRecord,
+    resp: ReadResponse,
+    out: dict[str, ResourceRecord],
+    drift: list[ResourceChange],
+) -> None:
+    if rec.address not in resp.states:
+        return  # the provider could not tell: keep what state says
+    now = resp.states[rec.address]
+    addr = parse_resource(rec.address)
+    if now is None:
+        del out[rec.address]
+        drift.append(
+            ResourceChange(
+                addr,
+                rec.provider,
+                Action.DELETE,
+                rec.attributes,
+                None,
+                (Reason("drift", "deleted outside kplan"),),
+                host=rec.host,
+            )
+        )
+        return
+    current = mark_paths(dict(now), secret_paths(rec.attributes))
+    if current == rec.attributes:
+        return
+    out[rec.address] = replace(rec, attributes=current)
+    changed = sorted(
+        k for k in set(current) | set(rec.attributes) if current.get(k) != rec.attributes.get(k)
+    )
+    reasons = tuple(Reason("drift", f"{k} changed outside kplan", (k,)) for k in changed)
+    drift.append(
+        ResourceChange(
+            addr, rec.provider, Action.UPDATE, rec.attributes, current, reasons, host=rec.host
+        )
+    )

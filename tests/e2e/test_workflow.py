@@ -1,0 +1,194 @@
+"""The operator's workflow through the real CLI: plan, apply, change, destroy, recover."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import run_kplan
+
+
+def _plan_json(cwd: Path, *args: str) -> dict:
+    proc = run_kplan(cwd, "plan", "-json", *args, check=True)
+    return json.loads(proc.stdout)
+
+
+def _changes(plan: dict) -> dict[str, list[str]]:
+    return {
+        rc["address"]: rc["change"]["actions"]
+        for rc in plan["resource_changes"]
+        if rc["change"]["actions"] != ["no-op"]
+    }
+
+
+def test_plan_apply_noop_modify_and_targeted_destroy(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "init", check=True)
+
+    first = run_kplan(root, "plan", "-detailed-exitcode")
+    assert first.returncode == 2, first.stderr
+    assert "Plan: 7 to add, 0 to change, 0 to restart, 0 to destroy." in first.stdout
+
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert (root / "out/regions/regionone.txt").read_text() == "kplan quickstart (zed): RegionOne\n"
+    assert oct((root / "out/db.conf").stat().st_mode & 0o777) == "0o600"
+
+    again = run_kplan(root, "plan", "-detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes." in again.stdout
+
+    # A variable change updates the region files; their consumers follow.
+    changed = _changes(_plan_json(root, "-var", "release=antelope"))
+    assert changed['local_file.region["RegionOne"]'] == ["update"]
+    assert changed["module.motd.local_file.motd"] == ["update"]
+    assert changed['null_resource.service["RegionOne"]'] == ["delete", "create"]
+    assert "secret_password.db" not in changed
+
+    # Destroying one region's file takes its service along, and nothing else.
+    run_kplan(
+        root, "destroy", "-auto-approve", "-target", 'local_file.region["RegionTwo"]', check=True
+    )
+    listed = run_kplan(root, "state", "list", check=True).stdout.split()
+    assert 'local_file.region["RegionTwo"]' not in listed
+    assert 'null_resource.service["RegionTwo"]' not in listed
+    assert 'null_resource.service["RegionOne"]' in listed
+    assert not (root / "out/regions/regiontwo.txt").exists()
+    assert (root / "out/regions/regionone.txt").exists()
+
+    # The next plan puts back exactly what was destroyed.
+    assert _changes(_plan_json(root)) == {
+        'local_file.region["RegionTwo"]': ["create"],
+        'null_resource.service["RegionTwo"]': ["create"],
+    }
+
+
+def test_drift_is_shown_and_repaired(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    (root / "out/motd").write_text("edited by hand\n")
+    (root / "out/regions/regiontwo.txt").unlink()
+
+    plan = run_kplan(root, "plan", check=True).stdout
+    assert "Objects have changed outside of kplan" in plan
+    assert "content changed outside kplan; restoring it" in plan
+    assert 'local_file.region["RegionTwo"] will be created' in plan
+    assert "deleted outside kplan" in plan
+
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert (root / "out/motd").read_text() == "kplan quickstart (zed)\n"
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def test_saved_plan_is_applied_as_reviewed_and_refused_when_stale(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "plan", "-out", "first.plan", check=True)
+    run_kplan(root, "plan", "-out", "second.plan", check=True)
+
+    applied = run_kplan(root, "apply", "first.plan", check=True)
+    assert "Apply complete! Resources: 7 added" in applied.stdout
+
+    stale = run_kplan(root, "apply", "second.plan")
+    assert stale.returncode == 1
+    assert "saved plan second.plan is stale" in stale.stderr
+    assert "state changed since the plan was made" in stale.stderr
+
+    run_kplan(root, "plan", "-var", "release=bobcat", "-out", "third.plan", check=True)
+    (root / "main.kp.yaml").write_text(
+        (root / "main.kp.yaml").read_text().replace("length: 24", "length: 25")
+    )
+    edited = run_kplan(root, "apply", "third.plan")
+    assert edited.returncode == 1
+    assert "configuration files changed since the plan was made" in edited.stderr
+    assert "Traceback" not in edited.stderr
+
+
+def test_generated_secret_never_reaches_state_plan_or_output(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "plan", "-out", "saved.plan", check=True)
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    conf = (root / "out/db.conf").read_text()
+    password = re.search(r"keystone:(\w+)@", conf).group(1)
+    assert len(password) == 24
+
+    for f in (root / ".kplan").iterdir():
+        assert password.encode() not in f.read_bytes(), f
+    run_kplan(root, "plan", "-out", "after.plan", "-var", "release=x", check=True)
+    assert password not in (root / "after.plan").read_text()
+    outputs = [
+        run_kplan(root, "output", check=True).stdout,
+        run_kplan(root, "output", "-json", check=True).stdout,
+        run_kplan(root, "show", check=True).stdout,
+        run_kplan(root, "show", "-json", check=True).stdout,
+        run_kplan(root, "show", "after.plan", check=True).stdout,
+        run_kplan(root, "show", "-json", "after.plan", check=True).stdout,
+        run_kplan(root, "state", "show", "secret_password.db", check=True).stdout,
+    ]
+    for text in outputs:
+        assert password not in text
+    revealed = run_kplan(root, "output", "-raw", "-show-sensitive", "db_password", check=True)
+    assert revealed.stdout == password
+
+
+def test_kill_9_mid_apply_loses_at_most_the_change_in_flight(module_copy) -> None:
+    root = module_copy("tests/fixtures/e2e/slow")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kplan", "apply", "-auto-approve", "-parallelism", "1"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    done = 0
+    deadline = time.monotonic() + 60
+    while done < 3 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "Creation complete" in line:
+            done += 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert done == 3
+
+    recorded = set(run_kplan(root, "state", "list", check=True).stdout.split())
+    assert len(recorded) >= 3
+    remaining = _changes(_plan_json(root))
+    every = {f"time_sleep.step[{i}]" for i in range(6)} | {
+        f"local_file.mark[{i}]" for i in range(6)
+    }
+    # Every instance is either recorded or planned for creation: none is lost or doubled.
+    assert set(remaining) == every - recorded
+    assert all(actions == ["create"] for actions in remaining.values())
+
+    history = run_kplan(root, "state", "history", check=True).stdout
+    assert "interrupted" in history
+
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+    assert len(list((root / "out").glob("step-*.txt"))) == 6
+
+
+def test_second_kplan_is_refused_while_the_state_is_locked(module_copy) -> None:
+    root = module_copy("tests/fixtures/e2e/slow")
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "kplan", "apply", "-auto-approve", "-parallelism", "1"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        while "Creating" not in holder.stdout.readline():
+            pass
+        second = run_kplan(root, "plan")
+        assert second.returncode == 1
+        assert "state is locked" in second.stderr.lower()
+        assert "apply" in second.stderr
+    finally:
+        holder.kill()
+        holder.wait()

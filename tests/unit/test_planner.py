@@ -1,0 +1,251 @@
+"""The planner on small modules, with an in-memory state and a fake restartable type."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kplan.config.loader import load_module
+from kplan.graph.builder import build_graph
+from kplan.plan.model import Action, PlanMode
+from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
+from kplan.plugins import ProviderRegistry
+from kplan.provider_api import (
+    ApplyRequest,
+    ApplyResponse,
+    Attribute,
+    Provider,
+    ProviderSchema,
+    ReadRequest,
+    ReadResponse,
+    ResourceSchema,
+)
+from kplan.state.records import ResourceRecord
+
+
+class FakeContainers(Provider):
+    """A restartable type whose objects live in a dict."""
+
+    name = "fake"
+
+    def schema(self) -> ProviderSchema:
+        return ProviderSchema(
+            {
+                "fake_container": ResourceSchema(
+                    "fake_container",
+                    {
+                        "image": Attribute("string", required=True, force_new=True),
+                        "env": Attribute("map", optional=True),
+                        "id": Attribute("string", computed=True),
+                    },
+                    restartable=True,
+                ),
+                "fake_config": ResourceSchema(
+                    "fake_config",
+                    {
+                        "text": Attribute("string", required=True),
+                        "id": Attribute("string", computed=True),
+                    },
+                ),
+            }
+        )
+
+    def read(self, req: ReadRequest) -> ReadResponse:
+        return ReadResponse({i.address: i.state for i in req.instances})
+
+    def apply(self, req: ApplyRequest) -> ApplyResponse:
+        raise AssertionError("the planner never applies")
+
+
+def plan_of(tmp_path: Path, yaml: str, state: Mapping[str, dict[str, Any]] = (), **opts: Any):
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(yaml))
+    cfg, diags = load_module(str(tmp_path))
+    assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
+    cg, gdiags = build_graph(cfg)
+    assert not gdiags.has_errors, [str(d) for d in gdiags]
+    records = {
+        a: ResourceRecord.from_addr(a, provider="fake", attributes=attrs)
+        for a, attrs in dict(state).items()
+    }
+    inputs = PlanInputs(
+        cg=cg,
+        root_dir=str(tmp_path),
+        variables={},
+        records=records,
+        outputs={},
+        registry=ProviderRegistry([FakeContainers()]),
+        workspace="default",
+        lineage="l",
+        serial=1,
+        input_checksum="x",
+    )
+    plan, pdiags = make_plan(inputs, PlanOptions(refresh=False, **opts))
+    return plan, pdiags
+
+
+MODULE = """
+resources:
+  fake_config.conf:
+    for_each: {a: one, b: two}
+    text: "setting=${each.value}"
+  fake_container.svc:
+    for_each: {a: x, b: y}
+    image: "img:1"
+    env: {CONF: "${fake_config.conf[each.key].text}"}
+    restart_on: ["fake_config.conf[each.key]"]
+"""
+
+APPLIED = {
+    'fake_config.conf["a"]': {"text": "setting=old", "id": "c1"},
+    'fake_config.conf["b"]': {"text": "setting=two", "id": "c2"},
+    'fake_container.svc["a"]': {"image": "img:1", "env": {"CONF": "setting=one"}, "id": "s1"},
+    'fake_container.svc["b"]': {"image": "img:1", "env": {"CONF": "setting=two"}, "id": "s2"},
+}
+
+
+def actions(plan) -> dict[str, Action]:
+    return {c.address: c.action for c in plan.changes if c.action is not Action.NOOP}
+
+
+def test_only_the_container_whose_config_changed_restarts(tmp_path: Path) -> None:
+    plan, diags = plan_of(tmp_path, MODULE, APPLIED)
+    assert not diags.has_errors
+    assert actions(plan) == {
+        'fake_config.conf["a"]': Action.UPDATE,
+        'fake_container.svc["a"]': Action.RESTART,
+    }
+    restart = next(c for c in plan.changes if c.address == 'fake_container.svc["a"]')
+    assert [r.message for r in restart.reasons] == ['restart: fake_config.conf["a"] changed']
+    assert plan.summary().restart == 1
+
+
+def test_force_new_attribute_replaces_and_says_why(tmp_path: Path) -> None:
+    state = dict(APPLIED)
+    state['fake_config.conf["a"]'] = {"text": "setting=one", "id": "c1"}
+    state['fake_container.svc["b"]'] = {
+        "image": "img:0",
+        "env": {"CONF": "setting=two"},
+        "id": "s2",
+    }
+    plan, _ = plan_of(tmp_path, MODULE, state)
+    assert actions(plan) == {'fake_container.svc["b"]': Action.REPLACE}
+    change = next(c for c in plan.changes if c.action is Action.REPLACE)
+    assert [r.message for r in change.reasons] == ["image forces replacement"]
+
+
+def test_ignore_changes_and_replace_request(tmp_path: Path) -> None:
+    module = MODULE.replace(
+        '    restart_on: ["fake_config.conf[each.key]"]', "    ignore_changes: [env]"
+    )
+    state = dict(APPLIED)
+    state['fake_config.conf["a"]'] = {"text": "setting=one", "id": "c1"}
+    state['fake_container.svc["a"]'] = {"image": "img:1", "env": {"CONF": "drifted"}, "id": "s1"}
+    plan, _ = plan_of(tmp_path, module, state)
+    assert actions(plan) == {}
+    plan, _ = plan_of(tmp_path, module, state, replace=('fake_container.svc["b"]',))
+    assert actions(plan) == {'fake_container.svc["b"]': Action.REPLACE}
+
+
+def test_orphans_are_deleted_and_prevent_destroy_refuses(tmp_path: Path) -> None:
+    state = dict(APPLIED)
+    state['fake_config.conf["gone"]'] = {"text": "x", "id": "c9"}
+    plan, _ = plan_of(tmp_path, MODULE, state)
+    assert actions(plan)['fake_config.conf["gone"]'] is Action.DELETE
+    guarded = MODULE.replace('    image: "img:1"', '    image: "img:2"\n    prevent_destroy: true')
+    _, diags = plan_of(tmp_path, guarded, APPLIED)
+    assert diags.has_errors
+    assert "prevent_destroy" in str(diags.errors[0])
+
+
+def test_targets_include_dependencies_and_excludes_propagate(tmp_path: Path) -> None:
+    plan, _ = plan_of(tmp_path, MODULE, {}, targets=('fake_container.svc["b"]',))
+    assert actions(plan) == {
+        'fake_config.conf["a"]': Action.CREATE,
+        'fake_config.conf["b"]': Action.CREATE,
+        'fake_container.svc["b"]': Action.CREATE,
+    }
+    plan, _ = plan_of(tmp_path, MODULE, {}, excludes=("fake_config.conf",))
+    assert actions(plan) == {}
+
+
+def test_destroy_plan_of_one_instance_takes_its_dependents(tmp_path: Path) -> None:
+    state = {a: attrs for a, attrs in APPLIED.items()}
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(MODULE))
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    records = {
+        a: ResourceRecord.from_addr(
+            a,
+            provider="fake",
+            attributes=v,
+            dependencies=(a.replace("fake_container.svc", "fake_config.conf"),)
+            if a.startswith("fake_container")
+            else (),
+        )
+        for a, v in state.items()
+    }
+    cg, _ = build_graph(cfg)
+    inputs = PlanInputs(
+        cg,
+        str(tmp_path),
+        {},
+        records,
+        {},
+        ProviderRegistry([FakeContainers()]),
+        "default",
+        "l",
+        1,
+        "x",
+    )
+    plan, _ = make_plan(
+        inputs,
+        PlanOptions(mode=PlanMode.DESTROY, refresh=False, targets=('fake_config.conf["a"]',)),
+    )
+    assert actions(plan) == {
+        'fake_config.conf["a"]': Action.DELETE,
+        'fake_container.svc["a"]': Action.DELETE,
+    }
+
+
+def test_cycle_is_an_error_that_prints_the_cycle(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text(
+        textwrap.dedent("""
+        locals:
+          a: ${local.b}
+          b: ${local.a}
+    """)
+    )
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    _, diags = build_graph(cfg)
+    (err,) = diags.errors
+    assert err.summary == "dependency cycle"
+    assert (
+        "local.a → local.b → local.a" in err.detail or "local.b → local.a → local.b" in err.detail
+    )
+    assert err.pos is not None and err.pos.line in (3, 4)
+
+
+def test_undeclared_reference_names_file_line_and_column(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text("resources:\n  fake_config.c:\n    text: ${var.nope}\n")
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    _, diags = build_graph(cfg)
+    (err,) = diags.errors
+    assert 'undeclared variable "nope"' in err.summary
+    assert err.pos is not None and err.pos.line == 3
+
+
+def test_unknown_resource_type_is_a_clear_error(tmp_path: Path) -> None:
+    _, diags = plan_of(tmp_path, "resources:\n  nosuch_thing.x:\n    a: 1\n")
+    assert 'unknown resource type "nosuch_thing"' in str(diags.errors[0])
+    assert diags.errors[0].pos is not None
+
+
+def test_an_evaluation_error_is_a_diagnostic_with_its_position(tmp_path: Path) -> None:
+    _, diags = plan_of(tmp_path, "resources:\n  fake_config.c:\n    text: ${1 // 0}\n")
+    (err,) = diags.errors
+    assert err.pos is not None and err.pos.line == 3
+    assert "zero" in str(err).lower()
