@@ -388,6 +388,8 @@ def parse_yaml(text: str, file: str) -> tuple[YamlDoc, Diagnostics]:
         pass
     except yaml.YAMLError as exc:
         _yaml_error(file, text, exc, diags)
+    except UnicodeError:  # e.g. a lone surrogate in text that did not come from a file
+        diags.error(f"{file} holds text that is not valid Unicode", code="yaml-encoding")
     if diags.has_errors:
         return YamlDoc(file), diags
     return builder.doc, diags
