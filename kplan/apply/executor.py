@@ -87,6 +87,9 @@ def apply_plan(
     notify: Callable[[ApplyEvent], None] = lambda e: None,
 ) -> ApplyResult:
     ctx = _Context(registry, recorder, notify, max(1, parallelism))
+    if plan.mode is PlanMode.REFRESH_ONLY:
+        _accept_drift(plan, records, ctx)
+        return ctx.result
     changes = {c.addr: c for c in plan.changes if c.action.is_change}
     _delete_all([c for c in changes.values() if c.action is Action.DELETE], ctx)
     rest = {a: c for a, c in changes.items() if c.action is not Action.DELETE}
@@ -105,6 +108,25 @@ def apply_plan(
         (str(a) for a in changes if str(a) not in finished),
     )
     return ctx.result
+
+
+def _accept_drift(plan: Plan, records: Mapping[str, ResourceRecord], ctx: _Context) -> None:
+    """Apply of a -refresh-only plan: record the real state; no object is touched."""
+    for change in plan.drift:
+        rec = records.get(change.address)
+        if change.after is None or rec is None:
+            ctx.recorder.delete(change.address)
+        else:
+            ctx.recorder.put(
+                ResourceRecord.from_addr(
+                    change.addr,
+                    provider=rec.provider,
+                    attributes=dict(change.after),
+                    dependencies=rec.dependencies,
+                    host=rec.host,
+                )
+            )
+        ctx.result.done.append(change)
 
 
 def _delete_all(deletes: list[ResourceChange], ctx: _Context) -> None:

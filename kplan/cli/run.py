@@ -146,6 +146,12 @@ def apply(
     parallelism: ParallelismOpt = 10,
     no_color: NoColorOpt = False,
     destroy_mode: Annotated[bool, typer.Option("-destroy", "--destroy", hidden=True)] = False,
+    refresh_only: Annotated[
+        bool,
+        typer.Option(
+            "-refresh-only", "--refresh-only", help="Record drift in state; change no object."
+        ),
+    ] = False,
 ) -> None:
     """Make the planned changes.
 
@@ -162,7 +168,13 @@ def apply(
             raise typer.BadParameter("a saved plan is applied as it is: drop -target/-var etc.")
         outcome = apply_saved(opts, planfile, registry, notify=notify)
     else:
-        mode = PlanMode.DESTROY if destroy_mode else PlanMode.NORMAL
+        mode = (
+            PlanMode.DESTROY
+            if destroy_mode
+            else PlanMode.REFRESH_ONLY
+            if refresh_only
+            else PlanMode.NORMAL
+        )
         popts = PlanOptions(
             mode,
             refresh,
@@ -208,21 +220,21 @@ def destroy(
     Example: kplan destroy -target 'local_file.motd["ctl1"]'
     """
     apply(
-        None,
-        chdir,
-        auto_approve,
-        target,
-        None,
-        None,
-        True,
-        var,
-        var_file,
-        json_out,
-        lock,
-        lock_timeout,
-        parallelism,
-        no_color,
-        True,
+        planfile=None,
+        chdir=chdir,
+        auto_approve=auto_approve,
+        target=target,
+        exclude=None,
+        replace=None,
+        refresh=True,
+        var=var,
+        var_file=var_file,
+        json_out=json_out,
+        lock=lock,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        no_color=no_color,
+        destroy_mode=True,
     )
 
 

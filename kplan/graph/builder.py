@@ -177,8 +177,12 @@ class _Linker:
             )
             return None
         name = str(parts[0])
-        child = self.cfg.modules[name].module
-        rest = [p for p in parts[1:] if isinstance(p, str)]
+        call = self.cfg.modules[name]
+        child = call.module
+        steps = list(parts[1:])
+        if call.for_each is not None or call.count is not None:
+            steps = steps[1:]  # module.NAME[KEY].OUTPUT: skip the instance key
+        rest = [p for p in steps if isinstance(p, str)]
         if rest and rest[0] in child.outputs:
             return Node((*self.path, name), "output", rest[0])
         if rest:

@@ -203,8 +203,14 @@ class Evaluator:
         for child in self.instances.get(path, []):
             if child.addr.steps[:-1] != m.steps:
                 continue
-            if rest and isinstance(rest[0], str) and (child.addr, "output", rest[0]) in self.deps:
-                out |= self.deps[(child.addr, "output", rest[0])]
+            tail = rest
+            key = child.addr.steps[-1].key
+            if key is not None and tail:
+                if tail[0] != key:
+                    continue  # module.NAME[OTHER]: another instance
+                tail = tail[1:]
+            if tail and isinstance(tail[0], str) and (child.addr, "output", tail[0]) in self.deps:
+                out |= self.deps[(child.addr, "output", tail[0])]
             else:
                 out |= self._all_resources_within(child.addr)
         return frozenset(out)

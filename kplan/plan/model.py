@@ -151,4 +151,6 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
+        if self.mode is PlanMode.REFRESH_ONLY:
+            return bool(self.drift)  # applying it records what refresh found
         return self.summary().has_changes or any(o.action.is_change for o in self.outputs)

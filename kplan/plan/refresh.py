@@ -34,9 +34,13 @@ def refresh(
     for rec in records.values():
         by_type[rec.type].append(rec)
     jobs = []
+    computed: dict[str, set[str]] = {}
     for type_name in sorted(by_type):
         try:
-            provider, _ = registry.get(type_name)
+            provider, schema = registry.get(type_name)
+            computed[type_name] = {
+                n for n, a in schema.attributes.items() if a.computed and not a.optional
+            }
         except KplanError as exc:
             diags.extend(exc.diagnostics)
             continue
@@ -53,7 +57,7 @@ def refresh(
         diags.extend(resp.diagnostics)
         for inst in req.instances:
             rec = records[inst.address]
-            _apply_read(rec, resp, out, drift)
+            _apply_read(rec, resp, out, drift, computed[req.type_name])
     return out, drift, diags
 
 
@@ -79,6 +83,7 @@ def _apply_read(
     resp: ReadResponse,
     out: dict[str, ResourceRecord],
     drift: list[ResourceChange],
+    computed: set[str],
 ) -> None:
     if rec.address not in resp.states:
         return  # the provider could not tell: keep what state says
@@ -105,7 +110,10 @@ def _apply_read(
     changed = sorted(
         k for k in set(current) | set(rec.attributes) if current.get(k) != rec.attributes.get(k)
     )
-    reasons = tuple(Reason("drift", f"{k} changed outside kplan", (k,)) for k in changed)
+    # Computed attributes (a digest, an id) follow the others: not reasons of their own.
+    reasons = tuple(
+        Reason("drift", f"{k} changed outside kplan", (k,)) for k in changed if k not in computed
+    )
     drift.append(
         ResourceChange(
             addr, rec.provider, Action.UPDATE, rec.attributes, current, reasons, host=rec.host

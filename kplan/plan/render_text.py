@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kplan.plan.model import Action, OutputChange, Plan, Reason, ResourceChange
+from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, ResourceChange
 from kplan.plan.render_common import (
     ACTION_PHRASE,
     ACTION_SYMBOL,
@@ -101,6 +101,24 @@ def _legend(plan: Plan, style: _Style) -> list[str]:
     return out
 
 
+def _refresh_only(plan: Plan, style: _Style) -> list[str]:
+    if not plan.drift:
+        return [
+            style.bold("No changes.") + " Your infrastructure still matches the configuration.",
+            "",
+            "kplan has checked that the real remote objects still match the result of your "
+            "most recent changes, and found no differences.",
+        ]
+    out = _drift(plan, style)[:-4]
+    out += [
+        "",
+        "This is a refresh-only plan, so kplan will not take any actions to undo these. If "
+        "you were expecting these changes then you can apply this plan to record the updated "
+        "values in the kplan state without changing any remote objects.",
+    ]
+    return out
+
+
 def _drift(plan: Plan, style: _Style) -> list[str]:
     out = [
         "",
@@ -155,6 +173,8 @@ def _no_changes(style: _Style) -> list[str]:
 def render_plan_text(plan: Plan, *, color: bool = False) -> str:
     """The plan as ``terraform plan`` would print it; ends with a newline."""
     style = _Style(color)
+    if plan.mode is PlanMode.REFRESH_ONLY:
+        return "".join(line.rstrip() + "\n" for line in _refresh_only(plan, style)).lstrip("\n")
     out: list[str] = _drift(plan, style) if plan.drift else []
     todo = changed(plan.changes)
     outputs = _outputs(plan, style)

@@ -1,0 +1,148 @@
+"""Commands beyond the plan/apply loop, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.e2e.conftest import REPO, run_kplan
+
+COMMANDS = [
+    ["init"],
+    ["validate"],
+    ["fmt"],
+    ["plan"],
+    ["apply"],
+    ["destroy"],
+    ["show"],
+    ["output"],
+    ["graph"],
+    ["version"],
+    ["state", "list"],
+    ["state", "show"],
+    ["state", "rm"],
+    ["state", "mv"],
+    ["state", "history"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(command: list[str], tmp_path: Path) -> None:
+    proc = run_kplan(tmp_path, *command, "--help", check=True)
+    assert "Example: kplan" in " ".join(proc.stdout.split()) or command == ["version"]
+
+
+def test_failure_stops_new_work_finishes_work_in_flight_and_records_it(module_copy) -> None:
+    root = module_copy("tests/fixtures/e2e/failing")
+    (root / "blocker").write_text("a file where a folder should be\n")
+    proc = run_kplan(root, "apply", "-auto-approve")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "Failed: local_file.bad" in proc.stderr
+    not_started = next(line for line in proc.stderr.splitlines() if line.startswith("Not started"))
+    assert "local_file.after" in not_started and "local_file.later" in not_started
+    recorded = run_kplan(root, "state", "list", check=True).stdout.split()
+    # time_sleep.slow was in flight when local_file.bad failed: it finished and is recorded.
+    assert "time_sleep.slow" in recorded and "time_sleep.short" in recorded
+    assert "local_file.bad" not in recorded and "local_file.after" not in recorded
+    history = run_kplan(root, "state", "history", check=True).stdout
+    assert "failed" in history
+    (root / "blocker").unlink()
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def test_modules_with_for_each_count_and_hosts(module_copy) -> None:
+    root = module_copy("tests/fixtures/e2e/modules")
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert (root / "out/api-ctl2.conf").read_text() == "listen 10.231.0.12:8080\n"
+    assert not (root / "out/api-cmp1.conf").exists()  # the module's hosts: control only
+    assert (root / "out/replica1-cmp1.conf").read_text() == "listen 10.231.0.21:9001\n"
+    outputs = json.loads(run_kplan(root, "output", "-json", check=True).stdout)
+    assert outputs["api_files"]["value"] == ["ctl1", "ctl2"]
+    assert outputs["replica_ports"]["value"] == [9000, 9001]
+    listed = run_kplan(root, "state", "list", "module.svc").stdout.split()
+    assert listed == [
+        'module.svc["api"].local_file.conf["ctl1"]',
+        'module.svc["api"].local_file.conf["ctl2"]',
+        'module.svc["web"].local_file.conf["ctl1"]',
+        'module.svc["web"].local_file.conf["ctl2"]',
+    ]
+    host_plan = json.loads(
+        run_kplan(
+            root,
+            "plan",
+            "-json",
+            "-replace",
+            'module.svc["web"].local_file.conf["ctl1"]',
+            check=True,
+        ).stdout
+    )
+    replaced = [
+        rc["address"]
+        for rc in host_plan["resource_changes"]
+        if rc["change"]["actions"] == ["delete", "create"]
+    ]
+    assert replaced == ['module.svc["web"].local_file.conf["ctl1"]']
+
+    bad = (root / "main.kp.yaml").read_text().replace("api: 8080", "api: 80")
+    (root / "main.kp.yaml").write_text(bad)
+    proc = run_kplan(root, "plan")
+    assert proc.returncode == 1
+    assert "Ports at or below 1024 need root" in proc.stderr
+
+
+def test_json_plan_matches_the_documented_schema(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    schema = json.loads((REPO / "docs/plan-json.schema.json").read_text())
+    first = json.loads(run_kplan(root, "plan", "-json", check=True).stdout)
+    jsonschema.validate(first, schema)
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    second = json.loads(run_kplan(root, "plan", "-json", "-var", "release=b", check=True).stdout)
+    jsonschema.validate(second, schema)
+    assert first["format_version"] == "1.2"
+    secret = next(rc for rc in first["resource_changes"] if rc["address"] == "secret_password.db")
+    assert secret["change"]["after_unknown"]["value"] is True
+
+
+def test_refresh_only_records_drift_without_touching_objects(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    (root / "out/motd").write_text("keep me\n")
+    plan = run_kplan(root, "plan", "-refresh-only", check=True).stdout
+    assert "This is a refresh-only plan" in plan
+    run_kplan(root, "apply", "-refresh-only", "-auto-approve", check=True)
+    assert (root / "out/motd").read_text() == "keep me\n"
+    shown = run_kplan(root, "state", "show", "module.motd.local_file.motd", check=True).stdout
+    assert "keep me" in shown
+    # The configuration still wants the old text: a normal plan now updates it.
+    assert "will be updated in-place" in run_kplan(root, "plan", check=True).stdout
+
+
+def test_state_mv_rm_graph_fmt_and_markdown(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    run_kplan(root, "state", "mv", "local_file.db_conf", "local_file.database", check=True)
+    listed = run_kplan(root, "state", "list", check=True).stdout.split()
+    assert "local_file.database" in listed and "local_file.db_conf" not in listed
+    run_kplan(root, "state", "rm", "local_file.database", check=True)
+    assert "local_file.database" not in run_kplan(root, "state", "list").stdout
+    assert (root / "out/db.conf").exists()  # rm forgets, it does not delete
+
+    dot = run_kplan(root, "graph", check=True).stdout
+    assert dot.startswith("digraph kplan {")
+    assert '"local_file.db_conf" -> "secret_password.db";' in dot
+
+    assert run_kplan(root, "fmt", "-check", ".").returncode == 0
+    messy = root / "extra.kp.yaml"
+    messy.write_text("locals:\n    x:   1\n")
+    assert run_kplan(root, "fmt", "-check", ".").returncode == 3
+    run_kplan(root, "fmt", ".", check=True)
+    assert messy.read_text() == "locals:\n  x: 1\n"
+
+    run_kplan(root, "plan", "-out", "review.plan", "-var", "release=c", check=True)
+    md = run_kplan(root, "show", "-markdown", "review.plan", check=True).stdout
+    assert "| Action |" in md and "<details>" in md
