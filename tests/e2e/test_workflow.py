@@ -192,3 +192,80 @@ def test_second_kplan_is_refused_while_the_state_is_locked(module_copy) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_apply_asks_for_yes_and_destroy_removes_everything(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    declined = run_kplan(root, "apply", input="no\n")
+    assert declined.returncode == 1
+    assert "Only 'yes' will be accepted" in declined.stdout
+    assert "Apply cancelled." in declined.stderr
+    assert run_kplan(root, "state", "list", check=True).stdout == ""
+
+    accepted = run_kplan(root, "apply", input="yes\n", check=True)
+    assert "Apply complete! Resources: 7 added" in accepted.stdout
+
+    destroyed = run_kplan(root, "destroy", input="yes\n", check=True)
+    assert "Do you want to destroy?" in destroyed.stdout
+    assert "0 added, 0 changed, 0 restarted, 7 destroyed" in destroyed.stdout
+    assert run_kplan(root, "state", "list", check=True).stdout == ""
+    assert list((root / "out").rglob("*.txt")) == []
+    assert run_kplan(root, "output", check=True).stdout == ""
+
+
+def test_variable_precedence_env_then_files_then_flags_in_order(module_copy, tmp_path) -> None:
+    root = module_copy("examples/quickstart")
+    (root / "a.yaml").write_text("release: from-file-a\n")
+    (root / "b.yaml").write_text("release: from-file-b\n")
+    env = {"KPLAN_VAR_release": "from-env"}
+
+    def release(*args: str) -> str:
+        plan = json.loads(run_kplan(root, "plan", "-json", *args, env=env, check=True).stdout)
+        return plan["variables"]["release"]["value"]
+
+    assert release() == "from-env"
+    assert release("-var-file", "a.yaml") == "from-file-a"
+    assert release("-var-file", "a.yaml", "-var-file", "b.yaml") == "from-file-b"
+    assert release("-var", "release=flag", "-var-file", "b.yaml") == "from-file-b"
+    assert release("-var-file", "b.yaml", "-var", "release=flag") == "flag"
+
+    missing = run_kplan(root, "plan", "-var", "nosuch=1")
+    assert missing.returncode == 1
+    assert "nosuch" in missing.stderr
+
+
+def test_apply_json_streams_events(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    proc = run_kplan(root, "apply", "-auto-approve", "-json", check=True)
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"type"')]
+    kinds = {e["type"] for e in events}
+    assert {"apply_start", "apply_done", "apply_complete"} <= kinds
+    done = [e["address"] for e in events if e["type"] == "apply_done"]
+    assert sorted(done) == sorted(set(done)) and len(done) == 7
+    # A resource's dependency finishes before the resource starts.
+    order = [(e["type"], e.get("address")) for e in events]
+    assert order.index(("apply_done", "secret_password.db")) < order.index(
+        ("apply_start", "local_file.db_conf")
+    )
+
+
+def test_lock_timeout_waits_for_the_holder(module_copy) -> None:
+    root = module_copy("tests/fixtures/e2e/slow")
+    (root / "main.kp.yaml").write_text(
+        (root / "main.kp.yaml").read_text().replace("default: 6", "default: 2")
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "kplan", "apply", "-auto-approve", "-parallelism", "1"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        while "Creating" not in holder.stdout.readline():
+            pass
+        waited = run_kplan(root, "plan", "-lock-timeout", "30s", "-detailed-exitcode")
+        assert waited.returncode == 0, waited.stderr  # it waited, then saw the finished apply
+    finally:
+        holder.wait(timeout=60)

@@ -1,0 +1,28 @@
+"""Every example under examples/ works as written: validate, plan, apply, no changes, destroy."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import REPO, run_kplan
+
+EXAMPLES = sorted(
+    p.name for p in (REPO / "examples").iterdir() if p.is_dir() and any(p.glob("*.kp.yaml"))
+)
+
+
+def test_there_are_examples() -> None:
+    assert "quickstart" in EXAMPLES
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_round_trip(name: str, module_copy) -> None:
+    root = module_copy(f"examples/{name}")
+    run_kplan(root, "init", check=True)
+    run_kplan(root, "validate", check=True)
+    assert run_kplan(root, "fmt", "-check", ".").returncode == 0, "examples are fmt-clean"
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 2
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+    run_kplan(root, "destroy", "-auto-approve", check=True)
+    assert run_kplan(root, "state", "list", check=True).stdout == ""
