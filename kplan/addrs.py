@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "AddressError",
@@ -42,11 +42,16 @@ class AddressError(ValueError):
     """A string that is not a valid address."""
 
 
+_PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f\x7f]*')
+
+
 def format_key(key: Key) -> str:
     if key is None:
         return ""
     if isinstance(key, int):
         return f"[{key}]"
+    if _PLAIN_KEY.fullmatch(key):  # nothing to escape: the common case, and a hot path
+        return f'["{key}"]'
     return "[" + json.dumps(key, ensure_ascii=False) + "]"
 
 
@@ -123,6 +128,12 @@ class ResourceAddr:
     type: str
     name: str
     key: Key = None
+    # str() is asked for often (state keys, plans): computed once.
+    _text: str = field(default="", init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        local = f"{self.type}.{self.name}{format_key(self.key)}"
+        object.__setattr__(self, "_text", f"{self.module}.{local}" if self.module.steps else local)
 
     @property
     def config(self) -> ResourceConfigAddr:
@@ -134,7 +145,7 @@ class ResourceAddr:
         return f"{self.type}.{self.name}{format_key(self.key)}"
 
     def __str__(self) -> str:
-        return f"{self.module}.{self.local}" if self.module.steps else self.local
+        return self._text
 
     def sort_key(self) -> tuple[object, ...]:
         return (self.module.sort_key(), self.type, self.name, _key_sort(self.key))

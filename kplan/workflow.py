@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from kplan.plan.planfile import read_planfile, write_planfile
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
 from kplan.plugins import ProviderRegistry
 from kplan.state.store import StateStore
-from kplan.values import reveal
+from kplan.values import contains_unknown, reveal
 
 __all__ = [
     "Loaded",
@@ -266,19 +266,37 @@ def _execute(
             notify=notify,
         )
         if result.ok:
-            outcome = "success"
             if plan.mode is PlanMode.DESTROY and not plan.targets:
                 store.set_outputs({})
             elif plan.mode is PlanMode.NORMAL:
-                store.set_outputs({n: v for n, (v, _) in result.outputs.items()})
+                store.set_outputs(_known_outputs(store.outputs(), result.outputs))
+            outcome = "success"
         return result
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        raise
     finally:
         store.finish_run(serial, outcome, _result_summary(plan, result))
 
 
+def _known_outputs(
+    recorded: Mapping[str, Any], outputs: Mapping[str, tuple[Any, bool]]
+) -> dict[str, Any]:
+    """Outputs to record: a value still unknown (its resource was not targeted) keeps
+    what was recorded before, or is left out."""
+    out: dict[str, Any] = {}
+    for name, (value, _) in outputs.items():
+        if contains_unknown(value):
+            if name in recorded:
+                out[name] = recorded[name]
+        else:
+            out[name] = value
+    return out
+
+
 def _result_summary(plan: Plan, result: ApplyResult | None) -> str:
     if result is None:
-        return "interrupted before any change"
+        return "stopped before the summary was known; kplan state list shows what was recorded"
     counts = {a: 0 for a in Action}
     for c in result.done:
         counts[c.action] += 1
@@ -290,7 +308,3 @@ def _result_summary(plan: Plan, result: ApplyResult | None) -> str:
     if result.failed:
         done += f"; {len(result.failed)} failed, {len(result.not_started)} not started"
     return done
-
-
-def target_list(values: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(values or ())

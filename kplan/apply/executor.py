@@ -156,8 +156,17 @@ class _ApplyHandler:
         self.ctx = ctx
         self.changes = changes
         self.records = records
-        self.replanned: dict[ResourceAddr, ResourceChange] = {}
-        self._planners: dict[ResourceAddr, InstancePlanner] = {}
+        # Each instance is planned again from the state the reviewed plan started from.
+        before = {
+            str(a): ResourceRecord.from_addr(
+                a, provider=c.provider, attributes=dict(c.before), host=c.host
+            )
+            for a, c in changes.items()
+            if c.before is not None
+        }
+        self.planner = InstancePlanner(
+            ctx.registry, before, before, Selection(), set(), PlanMode.NORMAL
+        )
 
     def resource(
         self, addr: ResourceConfigAddr, instances: list[Instance]
@@ -215,20 +224,8 @@ class _ApplyHandler:
 
     def _replan(self, inst: Instance, saved: ResourceChange) -> dict[str, Any]:
         """Plan again with every upstream value now known; it must match the reviewed plan."""
-        prior = saved.before
-        recs = {}
-        if prior is not None:
-            recs[str(inst.addr)] = ResourceRecord.from_addr(
-                inst.addr, provider=saved.provider, attributes=dict(prior), host=saved.host
-            )
-        planner = InstancePlanner(
-            self.ctx.registry, recs, recs, Selection(), set(), PlanMode.NORMAL
-        )
-        planner.by_config = _SharedIndex(self.replanned)
-        change, _ = planner.plan_instance(inst, {})
+        change, _ = self.planner.plan_instance(inst)
         assert change is not None and change.after is not None
-        with self.ctx.lock:
-            self.replanned[inst.addr] = change
         after = dict(change.after)
         for key, want in (saved.after or {}).items():
             if contains_unknown(want):
@@ -244,18 +241,6 @@ class _ApplyHandler:
                     )
                 )
         return after
-
-
-class _SharedIndex(dict[ResourceConfigAddr, list[ResourceChange]]):
-    """restart_on/replace_on triggers look up the re-planned changes of other resources."""
-
-    def __init__(self, replanned: Mapping[ResourceAddr, ResourceChange]) -> None:
-        super().__init__()
-        for addr, ch in list(replanned.items()):
-            self.setdefault(addr.config, []).append(ch)
-
-    def __missing__(self, key: ResourceConfigAddr) -> list[ResourceChange]:
-        return []
 
 
 def _run_change(change: ResourceChange, inst: Instance | None, ctx: _Context) -> Any:

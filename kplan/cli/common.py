@@ -75,13 +75,9 @@ def run_options(
     lock_timeout: str = "0s",
     parallelism: int = 10,
 ) -> RunOptions:
-    # -var and -var-file keep their relative order, as their precedence depends on it.
-    args: list[tuple[str, str]] = []
-    argv = sys.argv[1:]
-    order = {v: i for i, v in enumerate(argv)}
-    for kind, values in (("var", var or []), ("var-file", var_file or [])):
-        args.extend((kind, v) for v in values)
-    args.sort(key=lambda kv: order.get(kv[1], 0))
+    # -var and -var-file keep their relative order, as their precedence depends on it:
+    # typer gives two lists, so the order is read back from the command line.
+    args = _ordered_var_args(sys.argv[1:], var or [], var_file or [])
     if chdir != ".":
         # As terraform -chdir: relative paths in the configuration (path.module,
         # files) and in arguments are taken from the root module's folder.
@@ -97,6 +93,30 @@ def run_options(
         parallelism=parallelism,
         environ=dict(os.environ),
     )
+
+
+_VAR_FLAGS = {"-var": "var", "--var": "var", "-var-file": "var-file", "--var-file": "var-file"}
+
+
+def _ordered_var_args(
+    argv: list[str], var: list[str], var_file: list[str]
+) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        name, eq, value = tok.partition("=")
+        if name in _VAR_FLAGS and eq:
+            found.append((_VAR_FLAGS[name], value))
+        elif tok in _VAR_FLAGS and i + 1 < len(argv):
+            found.append((_VAR_FLAGS[tok], argv[i + 1]))
+            i += 1
+        i += 1
+    expected = sorted([("var", v) for v in var] + [("var-file", f) for f in var_file])
+    if sorted(found) == expected:
+        return found
+    # Called other than from the command line (tests, a wrapper): keep typer's order.
+    return [("var", v) for v in var] + [("var-file", f) for f in var_file]
 
 
 def color_enabled(no_color: bool = False) -> bool:

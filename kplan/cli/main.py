@@ -17,6 +17,7 @@ from kplan import __version__
 from kplan.cli import inspect as inspect_cmd
 from kplan.cli import run as run_cmd
 from kplan.cli import state as state_cmd
+from kplan.cli import workspace as workspace_cmd
 from kplan.cli.common import print_diagnostics
 from kplan.diagnostics import KplanError
 
@@ -34,6 +35,7 @@ app = typer.Typer(
 run_cmd.register(app)
 inspect_cmd.register(app)
 app.add_typer(state_cmd.app, name="state")
+app.add_typer(workspace_cmd.app, name="workspace")
 
 
 @app.command()
@@ -46,7 +48,7 @@ def version() -> None:
 
 
 # Boolean flags that Terraform writes as -flag=true / -flag=false.
-_BOOL_FLAGS = {"refresh", "lock", "color"}
+_BOOL_FLAGS = {"refresh", "lock"}
 _BOOL_ARG = re.compile(r"^--?(?P<name>[a-z-]+)=(?P<value>true|false)$")
 
 
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
             show()
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+            # 1, not click's 2: with -detailed-exitcode, 2 means "the plan has changes".
+            sys.exit(1)
         if type(exc).__name__ == "Abort":
             typer.echo("Aborted.", err=True)
             sys.exit(1)

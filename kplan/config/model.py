@@ -50,6 +50,10 @@ class Positions:
 
     base: SourcePos
     nodes: Mapping[Path, SourcePos] = field(default_factory=dict)
+    # sub() results, asked for once per instance of a block: kept.
+    _subs: dict[str | int, Positions] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     def at(self, path: Path = ()) -> SourcePos:
         p = tuple(path)
@@ -62,9 +66,11 @@ class Positions:
 
     def sub(self, key: str | int) -> Positions:
         """Positions of a child node, with paths relative to it."""
-        n = len((key,))
-        nodes = {p[n:]: pos for p, pos in self.nodes.items() if p[:1] == (key,)}
-        return Positions(self.at((key,)), nodes)
+        found = self._subs.get(key)
+        if found is None:
+            nodes = {p[1:]: pos for p, pos in self.nodes.items() if p[:1] == (key,)}
+            found = self._subs[key] = Positions(self.at((key,)), nodes)
+        return found
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,10 @@ class Evaluator:
 
     # -- the walk ---------------------------------------------------------
 
-    def run(self, *, parallelism: int = 1) -> WalkResult[Node]:
-        return walk(self.cg.graph, self.visit, parallelism=parallelism, key=_node_key)
+    def run(self, *, parallelism: int = 1, only: set[Node] | None = None) -> WalkResult[Node]:
+        """Walk the graph (with ``only``: just those nodes, e.g. a targeted plan's)."""
+        graph = self.cg.graph if only is None else self.cg.graph.subgraph(only)
+        return walk(graph, self.visit, parallelism=parallelism, key=_node_key)
 
     def visit(self, node: Node) -> None:
         visit = self._VISITORS[node.kind]
@@ -426,7 +428,9 @@ class Evaluator:
                 out.update(all_of)
                 continue
             key = reveal(evaluate("${" + m["key"] + "}", scope, None))
-            out.update(a for a in all_of if a.key == key)
+            one = ResourceAddr(mi.addr, m["type"], m["name"], key)
+            if one in self.seen:
+                out.add(one)
         return frozenset(out)
 
     def _instance_host(self, res: Resource, scope: Mapping[str, Any]) -> str | None:

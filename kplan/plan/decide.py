@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kplan.addrs import ModuleAddr, ResourceAddr, ResourceConfigAddr, Target, parse_resource
+from kplan.addrs import Key, ModuleAddr, ResourceAddr, ResourceConfigAddr, Target, parse_resource
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.evaluate import Instance
@@ -48,6 +48,8 @@ class Selection:
     # The same for host selectors: only instances on that host, or on none.
     host_dep_nodes: set[tuple[tuple[str, ...], str]] = field(default_factory=set)
     excluded: set[ResourceAddr] = field(default_factory=set)
+    # With targets: the configuration nodes a targeted plan evaluates (None: all).
+    scope_nodes: set[Node] | None = None
 
     @classmethod
     def parse(
@@ -79,22 +81,30 @@ class Selection:
 
     def _dependencies(self, cg: ConfigGraph) -> None:
         g = cg.graph
+        picked: list[Node] = []
         for node in g.nodes:
             if node.kind != "resource":
                 continue
             direct = any(_node_matches(t, node) for t in self.targets)
-            if direct or self.host_targets:
+            # A host selector can only pick instances of blocks that set `host`.
+            on_hosts = bool(self.host_targets) and _sets_host(cg, node)
+            if direct or on_hosts:
+                picked.append(node)
                 deps = {
                     (n.module, n.name) for n in g.ancestors([node]) - {node} if n.kind == "resource"
                 }
                 (self.dep_nodes if direct else self.host_dep_nodes).update(deps)
+        # Only these need evaluating: the targeted blocks and what they depend on.
+        self.scope_nodes = g.ancestors(picked)
 
     @property
     def targeted(self) -> bool:
         return bool(self.targets or self.host_targets)
 
     def included(self, addr: ResourceAddr, host: str | None, deps: Iterable[ResourceAddr]) -> bool:
-        if self.is_excluded(addr, host) or any(d in self.excluded for d in deps):
+        if (self.excludes or self.host_excludes) and (
+            self.is_excluded(addr, host) or not self.excluded.isdisjoint(deps)
+        ):
             self.excluded.add(addr)
             return False
         if not self.targeted:
@@ -117,6 +127,23 @@ class Selection:
         if not self.targeted:
             return True
         return any(t.matches(addr) for t in self.targets) or host in self.host_targets
+
+
+def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Every configured attribute equals its recorded value, every omitted one its default."""
+    attrs = schema.attributes
+    for name, value in config.items():
+        if name not in attrs or prior.get(name) != value:
+            return False
+    for name, attr in attrs.items():
+        if name not in config and not attr.computed and prior.get(name) != attr.default:
+            return False
+    return True
+
+
+def _sets_host(cg: ConfigGraph, node: Node) -> bool:
+    type_, name = node.name.split(".", 1)
+    return cg.modules[node.module].resources[(type_, name)].host is not None
 
 
 def _node_matches(t: Target, node: Node) -> bool:
@@ -144,12 +171,11 @@ class InstancePlanner:
         self.selection = selection
         self.replace = replace
         self.mode = mode
-        self.by_config: dict[ResourceConfigAddr, list[ResourceChange]] = defaultdict(list)
+        # Changes that create, update or replace, for restart_on / replace_on lookups.
+        self.changed: dict[ResourceConfigAddr, dict[Key, ResourceChange]] = defaultdict(dict)
         self.prevent_destroy: set[ResourceAddr] = set()
 
-    def plan_instance(
-        self, inst: Instance, changes: Mapping[ResourceAddr, ResourceChange]
-    ) -> tuple[ResourceChange | None, Any]:
+    def plan_instance(self, inst: Instance) -> tuple[ResourceChange | None, Any]:
         """The change for one instance (None when not selected) and its value for references."""
         rec = self.records.get(str(inst.addr))
         if not self.selection.included(inst.addr, inst.host, inst.deps):
@@ -158,7 +184,6 @@ class InstancePlanner:
         if inst.resource.lifecycle.prevent_destroy:
             self.prevent_destroy.add(inst.addr)
         config = inst.config()
-        self._validate(provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics, inst)
         prior = dict(rec.attributes) if rec else None
         if prior is not None and inst.resource.lifecycle.ignore_changes:
             # As Terraform: ignored attributes keep their recorded value in the proposal.
@@ -166,7 +191,19 @@ class InstancePlanner:
             for name in inst.resource.lifecycle.ignore_changes:
                 if name in prior:
                     config[name] = prior[name]
-        resp = self._provider_plan(provider, inst, prior, config)
+        if (
+            prior is not None
+            and str(inst.addr) not in self.replace
+            and _unchanged(schema, prior, config)
+        ):
+            # The configuration is what was applied (and refresh found it real): a
+            # provider plans nothing for that, so it is not asked — the hot path of
+            # a large no-op plan.
+            resp = PlanResponse(planned=prior)
+        else:
+            diags = provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics
+            self._validate(diags, inst)
+            resp = self._provider_plan(provider, inst, prior, config)
         planned = self._adjust(dict(resp.planned), prior, schema, inst)
         action, reasons = self._decide(inst, schema, prior, planned, resp)
         change = ResourceChange(
@@ -180,7 +217,8 @@ class InstancePlanner:
             inst.host,
             tuple(resp.requires_replace) if action is Action.REPLACE else (),
         )
-        self.by_config[inst.addr.config].append(change)
+        if action in _CHANGED:
+            self.changed[inst.addr.config][inst.addr.key] = change
         return change, planned
 
     def _provider_plan(
@@ -301,11 +339,11 @@ class InstancePlanner:
             if m["key"] is not None:
                 key = inst.evaluate("${" + m["key"] + "}")
             cfg = ResourceConfigAddr(inst.addr.module, m["type"], m["name"])
-            for ch in self.by_config.get(cfg, ()):
-                if key is not None and ch.addr.key != key:
-                    continue
-                if ch.action not in _CHANGED:
-                    continue
+            found = self.changed.get(cfg, {})
+            candidates = (
+                list(found.values()) if key is None else [found[key]] if key in found else []
+            )
+            for ch in candidates:
                 attr = m["attr"]
                 if (
                     attr is not None
@@ -322,9 +360,12 @@ class InstancePlanner:
 
     def orphans(self, seen: set[ResourceAddr]) -> dict[ResourceAddr, ResourceChange]:
         out: dict[ResourceAddr, ResourceChange] = {}
+        seen_text = {str(a) for a in seen}
         for addr_s, rec in self.recorded.items():
+            if addr_s in seen_text:
+                continue
             addr = parse_resource(addr_s)
-            if addr in seen or not self.selection.matches_directly(addr, rec.host):
+            if not self.selection.matches_directly(addr, rec.host):
                 continue
             before = self.records.get(addr_s, rec).attributes
             reason = Reason("orphan", "no longer in the configuration")

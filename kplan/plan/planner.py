@@ -63,7 +63,7 @@ class _PlanHandler:
     ) -> Mapping[ResourceAddr, Any]:
         values: dict[ResourceAddr, Any] = {}
         for inst in instances:
-            change, value = self.planner.plan_instance(inst, self.changes)
+            change, value = self.planner.plan_instance(inst)
             if change is not None:
                 self.changes[inst.addr] = change
             values[inst.addr] = value
@@ -89,13 +89,14 @@ def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnosti
     outputs: tuple[OutputChange, ...] = ()
     if options.mode is PlanMode.NORMAL:
         ev = Evaluator(inputs.cg, inputs.variables, handler, root_dir=inputs.root_dir)
-        diags.extend(collect(ev.run(parallelism=1)))
+        diags.extend(collect(ev.run(parallelism=1, only=selection.scope_nodes)))
         if diags.has_errors:
             return _empty(inputs, options), diags
         changes = handler.changes
         for addr, change in planner.orphans(ev.seen).items():
             changes[addr] = change
-        outputs = _output_changes(inputs.outputs, ev.outputs)
+        if selection.scope_nodes is None:  # a targeted plan leaves outputs as they are
+            outputs = _output_changes(inputs.outputs, ev.outputs)
     elif options.mode is PlanMode.DESTROY:
         changes = planner.destroy_all()
         planner.prevent_destroy.update(a for a in changes if _prevents_destroy(inputs.cg, a))
