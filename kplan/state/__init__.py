@@ -6,14 +6,21 @@ state. The schema is versioned with Alembic migrations kept beside it.
 
     store.py     StateStore: the one entry point (open, resources, put, lock...)
     records.py   ResourceRecord, HistoryEntry: frozen values handed out
-    backend.py   what differs per database: engine URL and lock (SQLite now)
+    backend.py   what differs per database (Backend protocol), SqliteBackend, make_backend
+    postgres.py  PostgresBackend: psycopg 3, advisory lock + lock row per workspace
     lock.py      the flock-based lock and the holder info a second kplan sees
+    transfer.py  export / import / checksum of decoded content (pull, push, migrate)
     crypto.py    Cipher and load_cipher: the key from env, key file or passphrase
     keys.py      the lazily loaded key, checked against the state's key check
     codec.py     attributes <-> JSON text with sealed secrets
     schema.py    SQLAlchemy Core tables; migrations/ creates the same tables
     queries.py   the SQL; rows.py: records <-> rows (the fast load path)
 
-Never here: a secret in plaintext on disk or in a message; UNKNOWN in state;
-a write that spans two changes (each change commits on its own).
+The default key file is ``state.key`` beside a SQLite file, and
+``.kplan/state.key`` in the working folder (the root module) for PostgreSQL,
+unless KPLAN_STATE_KEY, KPLAN_STATE_KEY_FILE or KPLAN_STATE_PASSPHRASE is set.
+
+Never here: a secret in plaintext on disk or in a message; a database password
+in a message or a file; UNKNOWN in state; a write that spans two changes (each
+change commits on its own).
 """

@@ -3,23 +3,43 @@
 Everything else (schema, queries, encryption, history) is shared and lives in
 store.py. :class:`SqliteBackend` keeps the state in one file with WAL
 journalling and foreign keys on, and locks with ``flock`` on a file beside
-it. A PostgreSQL backend will build its engine from the URL and lock with an
-advisory lock; nothing else should need to change.
+it; its default key file is ``state.key`` beside the database.
+:class:`~kplan.state.postgres.PostgresBackend` builds its engine from a
+``postgresql://`` URL and locks with an advisory lock plus a lock row; its
+default key file is ``.kplan/state.key`` in the working folder.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, create_engine, event
 
 from kplan.diagnostics import Diagnostic, KplanError
-from kplan.state.lock import LockInfo, file_lock
+from kplan.state.lock import (
+    ForceUnlockResult,
+    LockInfo,
+    file_force_unlock,
+    file_lock,
+    file_lock_holder,
+    new_lock_info,
+)
+from kplan.state.postgres import PostgresBackend, is_postgres_url
+from kplan.state.records import current_user, machine_name
 
-__all__ = ["WRITE", "Backend", "SqliteBackend", "check_workspace_name", "make_backend"]
+__all__ = [
+    "WRITE",
+    "Backend",
+    "PostgresBackend",
+    "SqliteBackend",
+    "check_workspace_name",
+    "make_backend",
+]
 
 # Execution option asking for a write transaction (SQLite: BEGIN IMMEDIATE).
 WRITE = "kplan_write"
@@ -44,7 +64,19 @@ class Backend(Protocol):
         self, workspace: str, info: LockInfo, timeout: float
     ) -> AbstractContextManager[LockInfo]: ...
 
+    # Where the lock of a workspace is, for messages and LockInfo.path.
     def lock_path(self, workspace: str) -> str: ...
+
+    # Held while a schema upgrade runs (PostgreSQL locks inside the upgrade instead).
+    def migration_lock(self, timeout: float) -> AbstractContextManager[None]: ...
+
+    # The holder of a workspace's lock while it is held; None when it is free.
+    def lock_holder(self, workspace: str) -> LockInfo | None: ...
+
+    def force_unlock(self, workspace: str, lock_id: str) -> ForceUnlockResult: ...
+
+    # A database message with any password masked.
+    def redact(self, message: str) -> str: ...
 
     def files(self) -> list[Path]: ...
 
@@ -76,6 +108,22 @@ class SqliteBackend:
     ) -> AbstractContextManager[LockInfo]:
         return file_lock(Path(self.lock_path(workspace)), info, timeout=timeout)
 
+    @contextmanager
+    def migration_lock(self, timeout: float) -> Iterator[None]:
+        path = self.lock_path("default")
+        who = f"{current_user()}@{machine_name()}"
+        with self.lock("default", new_lock_info("schema upgrade", who, "default", path), timeout):
+            yield
+
+    def lock_holder(self, workspace: str) -> LockInfo | None:
+        return file_lock_holder(Path(self.lock_path(workspace)))
+
+    def force_unlock(self, workspace: str, lock_id: str) -> ForceUnlockResult:
+        return file_force_unlock(Path(self.lock_path(workspace)), lock_id)
+
+    def redact(self, message: str) -> str:
+        return message
+
     def files(self) -> list[Path]:
         """The database and its WAL companions (for tests and `kplan state` tools)."""
         return [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
@@ -100,9 +148,20 @@ def _on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def make_backend(url_or_path: str) -> SqliteBackend:
-    """A backend for a path or URL (``sqlite:///path``; PostgreSQL comes later)."""
+def make_backend(
+    url_or_path: str,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    key_dir: str | None = None,
+) -> SqliteBackend | PostgresBackend:
+    """A backend for a path, ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``.
+
+    ``environ`` supplies a PostgreSQL password (KPLAN_PG_PASSWORD, PGPASSWORD) when
+    the URL has none. ``key_dir`` overrides the default key file's folder.
+    """
     text = url_or_path.strip()
+    if is_postgres_url(text):
+        return PostgresBackend(text, environ, key_dir)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:
@@ -110,13 +169,16 @@ def make_backend(url_or_path: str) -> SqliteBackend:
         raise KplanError(
             Diagnostic.error(
                 f"unsupported state backend {scheme!r}",
-                "This kplan keeps state in a SQLite file: give a path or sqlite:///PATH.",
+                "Give a path, sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE.",
                 code="state-backend-unsupported",
             )
         )
     if not text or text == ":memory:":
         raise KplanError("the state needs a file path")
-    return SqliteBackend(Path(text).expanduser())
+    backend = SqliteBackend(Path(text).expanduser())
+    if key_dir:
+        backend.key_dir = key_dir
+    return backend
 
 
 def check_workspace_name(name: str) -> None:

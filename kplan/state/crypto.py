@@ -10,8 +10,9 @@ resource address), so a token copied to another row does not decrypt.
 2. ``KPLAN_STATE_KEY_FILE``: a file holding that base64 text;
 3. ``KPLAN_STATE_PASSPHRASE``: a passphrase, stretched with scrypt
    (n=2**15, r=8, p=1) and the per-state salt kept in the state's meta table;
-4. ``<state dir>/state.key``: the default key file, created (mode 0600) for a
-   new state.
+4. ``<key dir>/state.key``: the default key file, created (mode 0600) for a
+   new state. The key dir is the SQLite file's folder, or ``.kplan`` in the
+   working folder for PostgreSQL (backend.key_dir).
 
 A key never appears in an error message, a log or the state itself.
 """

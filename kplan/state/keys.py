@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Final
 
 from kplan.diagnostics import Diagnostic, KplanError
@@ -104,7 +105,7 @@ class LazyCipher:
                 f"wrong state key: the key from {cipher.source} does not match this state",
                 f"The state was first encrypted with a key from {written}.\n"
                 f"Provide that key through {ENV_KEY}, {ENV_KEY_FILE}, {ENV_PASSPHRASE}\n"
-                f"or the key file {DEFAULT_KEY_FILE} beside the state.",
+                f"or the key file {Path(self._key_dir) / DEFAULT_KEY_FILE}.",
                 code="state-wrong-key",
             )
         )

@@ -4,6 +4,11 @@ The Alembic scripts live in ``kplan/state/migrations`` and are found through
 this package's path, never through an ``alembic.ini`` in the working
 directory. The fast path reads ``alembic_version`` and stops when it is the
 head revision, so opening an up-to-date state never imports Alembic.
+
+On PostgreSQL the upgrade first takes a transaction-level advisory lock
+(released at commit or rollback), so two kplans opening a new database at
+once do not both create the tables: the second waits, then finds the schema
+current. On SQLite the caller holds the state's file lock instead.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.state.schema import HEAD_REVISION
@@ -24,6 +29,8 @@ __all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "schema_revision
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 _VERSION_TABLE: Final = "alembic_version"
+# pg_advisory_xact_lock key of schema upgrades; a workspace lock hashes "kplan:<name>".
+MIGRATION_LOCK_NAME: Final = "kplan-schema-upgrade"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -52,7 +59,7 @@ def schema_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
             row = conn.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).first()
-    except OperationalError as exc:
+    except (OperationalError, ProgrammingError) as exc:
         if "no such table" in str(exc.orig) or "does not exist" in str(exc.orig):
             return None
         raise
@@ -79,6 +86,13 @@ def upgrade(engine: Engine, description: str) -> None:
     from alembic import command
 
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            from kplan.state.postgres import advisory_key
+
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": advisory_key(MIGRATION_LOCK_NAME)},
+            )
         tables = set(inspect(conn).get_table_names())
         if tables and _VERSION_TABLE not in tables:
             raise not_a_state(description)

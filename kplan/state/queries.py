@@ -2,14 +2,18 @@
 
 Each function runs inside a transaction the caller (store.py) holds; none
 commits. Upserts use the dialect's ``ON CONFLICT`` (SQLite and PostgreSQL
-share the syntax). :func:`translate_error` maps driver errors to kplan's.
+share the syntax). Counters are race-free on PostgreSQL too, where two
+writers may run at once: the serial is bumped with ``UPDATE ... RETURNING``,
+a history serial is taken under a row lock of the workspace, and inserts
+that may race (a new workspace, a meta default) use ``ON CONFLICT DO
+NOTHING``. :func:`translate_error` maps driver errors to kplan's.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +39,17 @@ def find_workspace(conn: Connection, name: str) -> tuple[int, str] | None:
     return None if row is None else (int(row[0]), str(row[1]))
 
 
+def _insert_ignore(conn: Connection, table: Table, keys: Sequence[str]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
 def ensure_workspace(conn: Connection, name: str) -> tuple[int, str]:
     """The workspace's (id, lineage), creating it with a new lineage when missing."""
     found = find_workspace(conn, name)
@@ -42,7 +57,9 @@ def ensure_workspace(conn: Connection, name: str) -> tuple[int, str]:
         return found
     lineage = str(uuid.uuid4())
     conn.execute(
-        insert(W).values(name=name, lineage=lineage, serial=0, created_at=datetime.now(UTC))
+        _insert_ignore(conn, W, ["name"]).values(
+            name=name, lineage=lineage, serial=0, created_at=datetime.now(UTC)
+        )
     )
     found = find_workspace(conn, name)
     assert found is not None
@@ -56,8 +73,9 @@ def delete_workspace(conn: Connection, ws_id: int) -> None:
 
 
 def bump_serial(conn: Connection, ws_id: int) -> int:
-    conn.execute(update(W).where(W.c.id == ws_id).values(serial=W.c.serial + 1))
-    return int(conn.execute(select(W.c.serial).where(W.c.id == ws_id)).scalar_one())
+    """Add one to the workspace serial and return the new value (one atomic statement)."""
+    stmt = update(W).where(W.c.id == ws_id).values(serial=W.c.serial + 1).returning(W.c.serial)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def select_resources(ws_id: int) -> Select[Any]:
@@ -128,13 +146,16 @@ def meta_setdefault(conn: Connection, key: str, value: str) -> str:
     current = get_meta(conn, key)
     if current is not None:
         return current
-    conn.execute(insert(M).values(key=key, value=value))
-    return value
+    conn.execute(_insert_ignore(conn, M, ["key"]).values(key=key, value=value))
+    stored = get_meta(conn, key)
+    return value if stored is None else stored
 
 
 def begin_run(
     conn: Connection, ws_id: int, operation: str, summary: str, user: str, machine: str
 ) -> int:
+    # Two writers may begin runs at once on PostgreSQL: serialise on the workspace row.
+    conn.execute(select(W.c.id).where(W.c.id == ws_id).with_for_update())
     last = conn.execute(
         select(func.coalesce(func.max(H.c.serial), 0)).where(H.c.workspace_id == ws_id)
     ).scalar_one()
@@ -210,6 +231,17 @@ def _alive(pid: int) -> bool:
 
 
 _MESSAGES: tuple[tuple[str, str, str], ...] = (
+    # PostgreSQL (psycopg / libpq)
+    ("password authentication failed", "cannot log in to {}", "state-auth"),
+    ("no password supplied", "cannot log in to {}: no password", "state-auth"),
+    ('database "', "cannot open {}", "state-unreachable"),
+    ("connection refused", "cannot connect to {}", "state-unreachable"),
+    ("could not translate host name", "cannot connect to {}", "state-unreachable"),
+    ("timeout expired", "cannot connect to {}: timed out", "state-unreachable"),
+    ("connection failed", "cannot connect to {}", "state-unreachable"),
+    ("server closed the connection", "lost the connection to {}", "state-unreachable"),
+    ("permission denied", "permission denied in {}", "state-permission"),
+    # SQLite
     ("database is locked", "{} is busy: another process is writing to it", "state-busy"),
     ("unable to open database", "cannot open {}", "state-unreadable"),
     ("readonly database", "cannot write {}: it is read-only", "state-readonly"),
@@ -218,11 +250,18 @@ _MESSAGES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def translate_error(exc: SQLAlchemyError, description: str) -> KplanError:
-    """A KplanError for a database error, with a message a user can act on."""
-    orig = str(getattr(exc, "orig", None) or exc)
+def translate_error(
+    exc: SQLAlchemyError, description: str, redact: Callable[[str], str] = str
+) -> KplanError:
+    """A KplanError for a database error, with a message a user can act on.
+
+    ``redact`` masks what must never be shown (a PostgreSQL password).
+    """
+    orig = redact(str(getattr(exc, "orig", None) or exc)).strip()
     low = orig.lower()
     if "file is not a database" in low or "no such table" in low or "no such column" in low:
+        return not_a_state(description)
+    if low.startswith("relation ") and "does not exist" in low:
         return not_a_state(description)
     for needle, template, code in _MESSAGES:
         if needle in low:

@@ -1,6 +1,6 @@
 """The state schema as SQLAlchemy Core tables (the same ones migration 0001 creates).
 
-Portable types only (SQLite now, PostgreSQL later). JSON is kept as text the
+Portable types only (SQLite and PostgreSQL run the same migrations). JSON is kept as text the
 codec writes; times are UTC. Changing a table here needs a new Alembic
 revision under ``migrations/versions`` and a new :data:`HEAD_REVISION`.
 
@@ -9,6 +9,8 @@ revision under ``migrations/versions`` and a new :data:`HEAD_REVISION`.
     resources   one row per resource instance, PK (workspace_id, address)
     history     append-only record of runs, PK (workspace_id, serial)
     outputs     root module outputs, PK (workspace_id, name)
+    locks       who holds each workspace's lock (PostgreSQL writes it; SQLite
+                keeps the holder in its lock file), PK workspace name
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy import (
 __all__ = [
     "HEAD_REVISION",
     "history",
+    "locks",
     "meta",
     "metadata",
     "outputs",
@@ -39,7 +42,7 @@ __all__ = [
 ]
 
 # The newest Alembic revision; StateStore.open skips Alembic when a db is at it.
-HEAD_REVISION: Final = "0001"
+HEAD_REVISION: Final = "0002"
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",
@@ -119,4 +122,17 @@ outputs = Table(
     Column("name", String(255), nullable=False),
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("workspace_id", "name"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("workspace", String(255), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("who", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("machine", String(255), nullable=False),
+    Column("operation", String(255), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("workspace"),
 )

@@ -5,7 +5,11 @@ loses at most the change in flight. Writes that change resources or outputs
 bump the workspace serial. Secrets are encrypted before they reach the
 database (see codec.py and crypto.py). SQLAlchemy errors are translated into
 :class:`~kplan.diagnostics.KplanError` at this boundary. The database-specific
-parts (engine, lock) come from backend.py.
+parts (engine, lock) come from backend.py (SQLite) and postgres.py.
+
+Moving state between stores (``state pull/push``, ``init -migrate-state``)
+goes through :meth:`StateStore.export_state`, :meth:`StateStore.import_state`
+and :meth:`StateStore.copy_to`; see transfer.py for the document's shape.
 """
 
 from __future__ import annotations
@@ -13,19 +17,19 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Row, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kplan.diagnostics import Diagnostic, KplanError
-from kplan.state import migrate, queries, rows
+from kplan.state import migrate, queries, rows, transfer
 from kplan.state.backend import WRITE, Backend, check_workspace_name, make_backend
 from kplan.state.codec import decode_value, encode_value
 from kplan.state.crypto import SecretBox
 from kplan.state.keys import LazyCipher
-from kplan.state.lock import LockInfo, new_lock_info
+from kplan.state.lock import ForceUnlockResult, LockInfo, new_lock_info
 from kplan.state.records import (
     HistoryEntry,
     ResourceRecord,
@@ -35,7 +39,7 @@ from kplan.state.records import (
 from kplan.state.schema import resources as R
 from kplan.state.schema import workspaces as W
 
-__all__ = ["HistoryEntry", "LockInfo", "ResourceRecord", "StateStore"]
+__all__ = ["ForceUnlockResult", "HistoryEntry", "LockInfo", "ResourceRecord", "StateStore"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,7 +57,7 @@ def _translated(
         try:
             return method(self, *args, **kwargs)
         except SQLAlchemyError as exc:
-            raise queries.translate_error(exc, self.description) from None
+            raise queries.translate_error(exc, self.description, self._backend.redact) from None
 
     return wrapper
 
@@ -86,14 +90,25 @@ class StateStore:
         workspace: str = "default",
         environ: Mapping[str, str] = os.environ,
         create: bool = True,
+        key_dir: str | None = None,
     ) -> StateStore:
         """Open (and with ``create``, make) a state; upgrade its schema when needed.
 
-        A missing workspace is created when ``create`` is true, else refused.
+        ``url_or_path`` is a SQLite path (or ``sqlite:///PATH``) or a
+        ``postgresql://USER@HOST:PORT/DB`` URL (password from the URL,
+        KPLAN_PG_PASSWORD or PGPASSWORD in ``environ``). A missing workspace is
+        created when ``create`` is true, else refused. ``key_dir`` is the folder
+        of the default key file ``state.key`` (default: beside a SQLite file;
+        ``.kplan`` in the working folder for PostgreSQL).
         """
         check_workspace_name(workspace)
-        backend = make_backend(url_or_path)
-        if not backend.exists():
+        backend = make_backend(url_or_path, environ=environ, key_dir=key_dir)
+        try:
+            exists = backend.exists()
+        except SQLAlchemyError as exc:
+            backend.engine.dispose()
+            raise queries.translate_error(exc, backend.description, backend.redact) from None
+        if not exists:
             if not create:
                 raise KplanError(
                     Diagnostic.error(f"no {backend.description}", code="state-missing")
@@ -111,9 +126,7 @@ class StateStore:
     def _prepare(self) -> None:
         engine = self._backend.engine
         if not migrate.is_current(engine):
-            path = self._backend.lock_path("default")
-            info = new_lock_info("schema upgrade", _who(), "default", path)
-            with self._backend.lock("default", info, _MIGRATION_LOCK_TIMEOUT):
+            with self._backend.migration_lock(_MIGRATION_LOCK_TIMEOUT):
                 if not migrate.is_current(engine):
                     migrate.upgrade(engine, self.description)
         with self._read() as conn:
@@ -140,6 +153,15 @@ class StateStore:
     def _read(self) -> Iterator[Connection]:
         with self._backend.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction that sees one snapshot for all its statements."""
+        with self._backend.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -184,12 +206,13 @@ class StateStore:
 
     @_translated
     def delete_workspace(self, name: str, *, force: bool = False) -> None:
+        """Delete another workspace; refused while someone holds its lock."""
         if name in ("default", self.workspace):
             which = "the default" if name == "default" else "the current"
             raise KplanError(
                 Diagnostic.error(f"cannot delete {which} workspace {name!r}", code="workspace-busy")
             )
-        with self._write() as conn:
+        with self._lock_workspace(name, "workspace delete", 0.0), self._write() as conn:
             found = queries.find_workspace(conn, name)
             if found is None:
                 raise _no_workspace(name)
@@ -341,14 +364,163 @@ class StateStore:
     def lock(
         self, operation: str, *, timeout: float = 0.0, who: str | None = None
     ) -> AbstractContextManager[LockInfo]:
-        """Lock this workspace; a second holder gets StateLockedError naming the first."""
-        path = self._backend.lock_path(self.workspace)
-        info = new_lock_info(operation, who or _who(), self.workspace, path)
-        return self._backend.lock(self.workspace, info, timeout)
+        """Lock this workspace; a second holder gets StateLockedError naming the first.
+
+        A writer holds it for its whole operation; readers never take it.
+        """
+        return self._lock_workspace(self.workspace, operation, timeout, who)
+
+    def _lock_workspace(
+        self, workspace: str, operation: str, timeout: float, who: str | None = None
+    ) -> AbstractContextManager[LockInfo]:
+        path = self._backend.lock_path(workspace)
+        info = new_lock_info(operation, who or _who(), workspace, path)
+        return self._backend.lock(workspace, info, timeout)
+
+    @_translated
+    def lock_holder(self) -> LockInfo | None:
+        """Who holds this workspace's lock now; None when it is free."""
+        return self._backend.lock_holder(self.workspace)
+
+    @_translated
+    def force_unlock(self, lock_id: str) -> ForceUnlockResult:
+        """Remove this workspace's lock record if its ID is ``lock_id`` (kplan force-unlock).
+
+        Never stops a process or ends a database session: when the holder is still
+        alive the result says so (``holder_active``) and how to stop it. Raises
+        KplanError (code ``lock-id-mismatch``) when no lock has that ID.
+        """
+        return self._backend.force_unlock(self.workspace, lock_id)
+
+    # -- moving state between stores -------------------------------------------
+
+    @_translated
+    def export_state(self, workspaces: Iterable[str] | None = None) -> dict[str, Any]:
+        """Every (or the named) workspace's content, decoded (see transfer.py).
+
+        Secrets are :class:`~kplan.values.Secret` objects in memory; nothing is
+        written anywhere. One consistent snapshot of the database.
+        """
+        with self._snapshot() as conn:
+            raw = transfer.read_raw(conn, workspaces)
+        try:
+            decoded = {
+                name: transfer.decode_workspace(name, ws, self._box)
+                for name, ws in raw["workspaces"].items()
+            }
+        except ValueError as exc:
+            raise KplanError(
+                Diagnostic.error(f"{self.description} holds a damaged row", str(exc))
+            ) from None
+        return {
+            "format_version": transfer.FORMAT_VERSION,
+            "meta": raw["meta"],
+            "workspaces": decoded,
+        }
+
+    def content_checksum(self, workspaces: Iterable[str] | None = None) -> str:
+        """A checksum of the decoded content (secrets as their SHA-256): equal after a copy."""
+        return transfer.checksum(self.export_state(workspaces))
+
+    def import_state(
+        self,
+        doc: Mapping[str, Any],
+        *,
+        force: bool = False,
+        lock: bool = True,
+        lock_timeout: float = 0.0,
+    ) -> None:
+        """Replace each workspace in ``doc`` (from :meth:`export_state`) with its content.
+
+        Secrets are sealed under this store's key. Lineage, serial and history are
+        kept. Without ``force`` a workspace is refused when its lineage differs (and
+        it is not empty), when it has a newer serial, or the same serial with other
+        content. Each workspace is written in one transaction, under its lock unless
+        ``lock`` is false (pass false when the caller already holds it).
+        """
+        transfer.check_document(doc)
+        for name in doc["workspaces"]:
+            check_workspace_name(name)
+        for name in sorted(doc["workspaces"]):
+            ws = doc["workspaces"][name]
+            sealed = transfer.encode_workspace(name, ws, self._box)
+            held = self._lock_workspace(name, "state push", lock_timeout) if lock else nullcontext()
+            with held:
+                if not force:
+                    self._check_push(name, ws)
+                self._write_workspace(name, sealed)
+        self._write_meta(doc.get("meta", {}))
+
+    @_translated
+    def _write_workspace(self, name: str, sealed: Mapping[str, Any]) -> None:
+        with self._write() as conn:
+            ws_id = transfer.write_workspace(conn, name, sealed)
+        if name == self.workspace:
+            self._ws_id, self._lineage = ws_id, sealed["lineage"]
+
+    @_translated
+    def _write_meta(self, values: Mapping[str, str]) -> None:
+        with self._write() as conn:
+            for key, value in sorted(values.items()):
+                if not key.startswith(_RESERVED_META):
+                    queries.set_meta(conn, key, str(value))
+
+    def _check_push(self, name: str, ws: Mapping[str, Any]) -> None:
+        with self._read() as conn:
+            row = conn.execute(select(W.c.lineage, W.c.serial).where(W.c.name == name)).first()
+        if row is None:
+            return
+        lineage, serial = str(row[0]), int(row[1])
+        new_serial = int(ws["serial"])
+        if lineage != ws["lineage"]:
+            current = self.export_state([name])["workspaces"][name]
+            if serial == 0 and not current["resources"] and not current["history"]:
+                return  # a fresh, empty workspace: nothing to lose
+            raise _push_refused(
+                name, f"its lineage {lineage} differs from the pushed lineage {ws['lineage']}"
+            )
+        if serial > new_serial:
+            raise _push_refused(name, f"it is at serial {serial}, newer than {new_serial}")
+        if serial == new_serial:
+            mine = self.export_state([name])["workspaces"][name]
+            if transfer.checksum({"ws": mine}) != transfer.checksum({"ws": ws}):
+                raise _push_refused(name, f"it is at the same serial {serial} with other content")
+
+    def copy_to(self, other: StateStore, *, force: bool = False, lock_timeout: float = 0.0) -> str:
+        """Copy every workspace, secret re-sealed, to ``other``; verify; return the checksum.
+
+        For ``init -migrate-state``: the caller keeps writers away from this store
+        (holds its lock). Raises KplanError when the copy's checksum differs.
+        """
+        doc = self.export_state()
+        other.import_state(doc, force=force, lock_timeout=lock_timeout)
+        want = transfer.checksum(doc)
+        copied = other.export_state(list(doc["workspaces"]))
+        copied["meta"] = {k: v for k, v in copied["meta"].items() if k in doc["meta"]}
+        got = transfer.checksum(copied)
+        if got != want:
+            raise KplanError(
+                Diagnostic.error(
+                    f"the copy in {other.description} differs from {self.description}",
+                    f"Checksum of the source {want}, of the copy {got}.",
+                    code="state-copy-mismatch",
+                )
+            )
+        return want
 
 
 def _who() -> str:
     return f"{current_user()}@{machine_name()}"
+
+
+def _push_refused(name: str, reason: str) -> KplanError:
+    return KplanError(
+        Diagnostic.error(
+            f"refusing to overwrite workspace {name!r}: {reason}",
+            "Pull the state and reconcile first, or force the push to overwrite it.",
+            code="state-push-refused",
+        )
+    )
 
 
 def _no_workspace(name: str) -> KplanError:
