@@ -99,12 +99,51 @@ def input_checksum(cfg: ModuleConfig, variables: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+BACKEND_FILE = Path(".kplan", "backend.json")
+
+
+def backend_settings(loaded: Loaded) -> dict[str, Any]:
+    """The backend block, overlaid with what ``kplan init -backend-config`` saved."""
+    backend = dict(loaded.config.settings.backend or {})
+    saved = Path(loaded.dir, BACKEND_FILE)
+    if saved.is_file():
+        try:
+            backend.update(json.loads(saved.read_text(encoding="utf-8")))
+        except ValueError:
+            raise KplanError(f"{saved} is damaged: run kplan init -backend-config again") from None
+    return backend
+
+
+def location_of(backend: Mapping[str, Any], root: str) -> str:
+    """A SQLite path or a PostgreSQL URL, from backend settings."""
+    kind = backend.get("type", "sqlite")
+    if kind == "sqlite":
+        path = backend.get("path")
+        if isinstance(path, str) and path:
+            return str(Path(root, path))
+        return str(Path(root, ".kplan", "state.db"))
+    if kind in ("postgresql", "postgres", "pg"):
+        url = backend.get("url")
+        if not isinstance(url, str) or not url.startswith(("postgresql", "postgres:")):
+            raise KplanError(
+                Diagnostic.error(
+                    "the postgresql backend needs a url",
+                    "set kplan.backend.url: postgresql://USER@HOST:PORT/DB, or run "
+                    "kplan init -backend-config url=...; give the password in "
+                    "KPLAN_PG_PASSWORD, never in a file",
+                    code="backend-config",
+                )
+            )
+        return url
+    raise KplanError(
+        Diagnostic.error(
+            f"unknown backend type {kind!r}", "expected sqlite or postgresql", code="backend-config"
+        )
+    )
+
+
 def state_location(loaded: Loaded) -> str:
-    backend = loaded.config.settings.backend or {}
-    path = backend.get("path")
-    if isinstance(path, str) and path:
-        return str(Path(loaded.dir, path))
-    return str(Path(loaded.dir, ".kplan", "state.db"))
+    return location_of(backend_settings(loaded), loaded.dir)
 
 
 def current_workspace(root: str, opts: RunOptions) -> str:

@@ -1,10 +1,12 @@
-"""``init``, ``validate``, ``fmt``, ``show``, ``output`` and ``graph``."""
+"""``init``, ``validate``, ``fmt``, ``show``, ``output``, ``graph`` and ``force-unlock``."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -17,8 +19,9 @@ from kplan.plan.render_json import render_plan_json
 from kplan.plan.render_markdown import render_plan_markdown
 from kplan.plan.render_text import render_plan_text
 from kplan.plugins import ProviderRegistry
+from kplan.state.store import StateStore
 from kplan.values import Secret, reveal
-from kplan.workflow import load, open_state, state_location
+from kplan.workflow import BACKEND_FILE, Loaded, RunOptions, load, open_state, state_location
 
 __all__ = ["register"]
 
@@ -26,22 +29,83 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     for fn in (init, validate, fmt, show, output, graph):
         app.command(name=fn.__name__)(fn)
+    app.command(name="force-unlock")(force_unlock)
 
 
-def init(chdir: ChdirOpt = ".") -> None:
+def init(
+    chdir: ChdirOpt = ".",
+    backend_config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-backend-config",
+            "--backend-config",
+            help="KEY=VALUE for the state backend (type, path, url); saved in "
+            ".kplan/backend.json. A password is never saved: use KPLAN_PG_PASSWORD.",
+        ),
+    ] = None,
+    migrate_state: Annotated[
+        bool,
+        typer.Option(
+            "-migrate-state",
+            "--migrate-state",
+            help="Copy every workspace from the previous backend to the new one.",
+        ),
+    ] = False,
+) -> None:
     """Prepare a root module: check it, find providers, create the state and its key.
 
-    Example: kplan init -chdir examples/lab
+    Example: kplan init -backend-config type=postgresql -backend-config
+    url=postgresql://kplan@db.example:5432/kplan -migrate-state
     """
     opts = run_options(chdir)
     loaded = load(opts, with_variables=False)
     registry = ProviderRegistry.from_entry_points()
     types = registry.types()
+    before = state_location(loaded)
+    if backend_config:
+        _save_backend_config(loaded, backend_config)
+    after = state_location(loaded)
+    if migrate_state and before != after:
+        _migrate(before, after, opts)
     with open_state(loaded, opts) as store:
-        store.lineage  # noqa: B018 - opening creates the workspace and its lineage
+        where = store.description
     typer.echo(f"Providers found; resource types: {', '.join(types)}")
-    typer.echo(f"State: {state_location(loaded)}")
+    typer.echo(f"State: {where}")
     typer.echo("\nkplan has been successfully initialized!")
+
+
+def _save_backend_config(loaded: Loaded, pairs: list[str]) -> None:
+    settings: dict[str, str] = {}
+    path = Path(loaded.dir, BACKEND_FILE)
+    if path.is_file():
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise typer.BadParameter(f"-backend-config {pair!r}: expected KEY=VALUE")
+        if key == "password" or (key == "url" and urlsplit(value).password):
+            raise KplanError(
+                Diagnostic.error(
+                    "kplan does not write database passwords to disk",
+                    "leave the password out of -backend-config and set KPLAN_PG_PASSWORD "
+                    "(or PGPASSWORD, or ~/.pgpass) in the environment",
+                    code="backend-password",
+                )
+            )
+        settings[key] = value
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _migrate(before: str, after: str, opts: RunOptions) -> None:
+    with (
+        StateStore.open(before, environ=opts.environ, create=False) as old,
+        StateStore.open(after, environ=opts.environ) as new,
+    ):
+        with old.lock("migrate-state", timeout=opts.lock_timeout):
+            checksum = old.copy_to(new, lock_timeout=opts.lock_timeout)
+        typer.echo(f"Copied the state from {old.description} to {new.description}")
+    typer.echo(f"Verified: both hold the same content ({checksum}).")
 
 
 def validate(chdir: ChdirOpt = ".") -> None:
@@ -207,3 +271,20 @@ def graph(chdir: ChdirOpt = ".") -> None:
             lines.append(f"  {json.dumps(str(n))} -> {json.dumps(str(d))};")
     lines.append("}")
     typer.echo("\n".join(lines))
+
+
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock ID from the 'state is locked' message.")],
+    chdir: ChdirOpt = ".",
+) -> None:
+    """Remove a lock left by a kplan that can no longer release it.
+
+    Example: kplan force-unlock 6f1c2d3e-...
+    """
+    opts = run_options(chdir)
+    loaded = load(opts, with_variables=False)
+    with open_state(loaded, opts, create=False) as store:
+        result = store.force_unlock(lock_id)
+    typer.echo(result.message)
+    if result.holder_active:
+        raise typer.Exit(1)
