@@ -175,9 +175,30 @@ def _pos(positions: Positions | None, path: Path, text: str, offset: int) -> Sou
 _FAILED: Any = object()
 
 
+# Roots whose values are the same for every instance of a block in one module instance:
+# a string that reads nothing else can be evaluated once and shared by all of them.
+_SHARED_ROOTS = frozenset({"var", "local", "path", "groups", "hosts", "host"})
+_SHAREABLE: dict[str, bool] = {}
+
+
+def _shareable(text: str) -> bool:
+    found = _SHAREABLE.get(text)
+    if found is None:
+        if len(_SHAREABLE) >= _MAX_CACHED:
+            _SHAREABLE.clear()
+        refs = references(text)
+        found = _SHAREABLE[text] = all(r.root in _SHARED_ROOTS for r in refs)
+    return found
+
+
 class _Evaluator:
-    def __init__(self, scope: Mapping[str, Any], positions: Positions | None) -> None:
-        self.scope, self.positions = scope, positions
+    def __init__(
+        self,
+        scope: Mapping[str, Any],
+        positions: Positions | None,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
+        self.scope, self.positions, self.shared = scope, positions, shared
         self.diags: list[Diagnostic] = []
 
     def fail(
@@ -234,6 +255,18 @@ class _Evaluator:
         t = _template(text)
         if t.literal is not None:
             return t.literal
+        shared = self.shared
+        if shared is not None and t.error is None and _shareable(text):
+            if text in shared:
+                return shared[text]
+            errors = len(self.diags)
+            value = self._string(t, text, path)
+            if len(self.diags) == errors:
+                shared[text] = value
+            return value
+        return self._string(t, text, path)
+
+    def _string(self, t: _Template, text: str, path: Path) -> Any:
         if t.error is not None:
             self.diags.append(
                 Diagnostic.error(t.error, "", _pos(self.positions, path, text, t.error_offset),
@@ -281,13 +314,21 @@ def _first_part(t: _Template) -> _Part | None:
     return next((p for p in t.pieces if isinstance(p, _Part)), None)
 
 
-def evaluate(raw: Any, scope: Mapping[str, Any], positions: Positions | None = None) -> Any:
+def evaluate(
+    raw: Any,
+    scope: Mapping[str, Any],
+    positions: Positions | None = None,
+    *,
+    shared: dict[str, Any] | None = None,
+) -> Any:
     """Evaluate every ``${...}`` in ``raw``; raise :class:`ExprError` with all problems found.
 
     ``scope`` maps var, local, module, each, count, host, hosts, groups, path
-    and each resource type (type → {name → value}) to their values.
+    and each resource type (type → {name → value}) to their values. ``shared``
+    is a cache for the instances of one block: strings that read only var,
+    local, path, groups, hosts and host are evaluated once for all of them.
     """
-    ev = _Evaluator(scope, positions)
+    ev = _Evaluator(scope, positions, shared)
     result = ev.value(raw, ())
     if ev.diags:
         raise ExprError(ev.diags)

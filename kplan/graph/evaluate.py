@@ -53,6 +53,8 @@ class Instance:
     resolve: Callable[[set[tuple[ResourceConfigAddr, Any]]], Deps] = field(repr=False)
     # Every instance of the multi-instance resources the attributes refer to.
     coarse_deps: Deps = _EMPTY
+    # Values of strings that are the same for every instance of the block.
+    shared: dict[str, Any] | None = field(default=None, repr=False)
     _config: dict[str, Any] | None = field(default=None, repr=False)
     _precise: Deps | None = field(default=None, repr=False)
 
@@ -60,7 +62,12 @@ class Instance:
         """The evaluated attributes (evaluated on first use: untargeted ones never are)."""
         if self._config is None:
             with tracking() as seen:
-                value = evaluate(dict(self.resource.config), self.scope, self.resource.positions)
+                value = evaluate(
+                    dict(self.resource.config),
+                    self.scope,
+                    self.resource.positions,
+                    shared=self.shared,
+                )
             self._config = dict(value)
             self._precise = self.resolve(seen)
         return self._config
@@ -389,13 +396,14 @@ class Evaluator:
         base |= cfg_deps
         addresses = (*res.depends_on, *res.lifecycle.restart_on, *res.lifecycle.replace_on)
         instances = []
+        shared: dict[str, Any] = {}
         for key, each in keys:
             scope = _with_each(mi.scope, key, each, res.count is not None)
             addr = cfg_addr.instance(key)
             host = self._instance_host(res, scope)
             deps = base | self._address_deps(mi, addresses, scope)
             instances.append(
-                Instance(addr, res, scope, deps, host, self.resolve_access, multi_deps)
+                Instance(addr, res, scope, deps, host, self.resolve_access, multi_deps, shared)
             )
         with self._lock:
             if res.for_each is not None or res.count is not None:

@@ -198,13 +198,14 @@ class InstancePlanner:
         ):
             # The configuration is what was applied (and refresh found it real): a
             # provider plans nothing for that, so it is not asked — the hot path of
-            # a large no-op plan.
+            # a large no-op plan. `planned is prior` tells _decide so.
             resp = PlanResponse(planned=prior)
+            planned = prior
         else:
             diags = provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics
             self._validate(diags, inst)
             resp = self._provider_plan(provider, inst, prior, config)
-        planned = self._adjust(dict(resp.planned), prior, schema, inst)
+            planned = self._adjust(dict(resp.planned), prior, schema, inst)
         action, reasons = self._decide(inst, schema, prior, planned, resp)
         change = ResourceChange(
             inst.addr,
@@ -213,7 +214,7 @@ class InstancePlanner:
             prior,
             planned,
             tuple(reasons),
-            tuple(sorted(inst.deps, key=lambda a: a.sort_key())),
+            tuple(sorted(inst.deps, key=str)),
             inst.host,
             tuple(resp.requires_replace) if action is Action.REPLACE else (),
         )
@@ -283,7 +284,10 @@ class InstancePlanner:
         for p in sorted(forcing, key=str):
             replace.append(Reason("attribute", f"{'.'.join(map(str, p))} forces replacement", p))
         replace += self._triggers(inst, inst.resource.lifecycle.replace_on, "replace")
-        changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
+        if not replace and planned is prior:  # the unchanged fast path: nothing differs
+            changed: list[Reason] = []
+        else:
+            changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
         if replace:
             return Action.REPLACE, replace + [r for r in changed if r.kind != "unknown"]
         if changed:
