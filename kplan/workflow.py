@@ -186,7 +186,7 @@ def run_plan(
         cg=loaded.graph,
         root_dir=loaded.dir,
         variables=loaded.variables,
-        records=store.resources(),
+        records=lambda blocks: store.resources(blocks=blocks),
         outputs=store.outputs(),
         registry=registry,
         workspace=store.workspace,

@@ -9,7 +9,7 @@ changes a host or the state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,9 @@ from kplan.plugins import ProviderRegistry
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN
 
-__all__ = ["PlanOptions", "make_plan"]
+__all__ = ["PlanOptions", "RecordLoader", "make_plan"]
+
+RecordLoader = Callable[[set[tuple[str, ...]] | None], Mapping[str, ResourceRecord]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ class PlanInputs:
     cg: ConfigGraph
     root_dir: str
     variables: Mapping[str, Any]
-    records: Mapping[str, ResourceRecord]
+    # What state records; a callable is asked for only the blocks a targeted plan
+    # looks at ((type, name) pairs), or for everything (None).
+    records: Mapping[str, ResourceRecord] | RecordLoader
     outputs: Mapping[str, Any]
     registry: ProviderRegistry
     workspace: str
@@ -70,20 +74,29 @@ class _PlanHandler:
         return values
 
 
+def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str, ResourceRecord]:
+    if not callable(inputs.records):
+        return dict(inputs.records)
+    scope = selection.scope_nodes
+    if scope is None or mode is not PlanMode.NORMAL:
+        return dict(inputs.records(None))  # a destroy must see what depends on its targets
+    blocks = {tuple(n.name.split(".", 1)) for n in scope if n.kind == "resource"}
+    return dict(inputs.records(blocks))
+
+
 def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnostics]:
     diags = Diagnostics()
-    records = dict(inputs.records)
+    selection = Selection.parse(options.targets, options.excludes, inputs.cg)
+    recorded = _load(inputs, selection, options.mode)
+    records = dict(recorded)
     drift: list[ResourceChange] = []
     if options.refresh and records:
         records, drift, rdiags = refresh(records, inputs.registry, options.parallelism)
         diags.extend(rdiags)
         if diags.has_errors:
             return _empty(inputs, options), diags
-    selection = Selection.parse(options.targets, options.excludes, inputs.cg)
     replace = {str(parse_resource(r)) for r in options.replace}
-    planner = InstancePlanner(
-        inputs.registry, records, inputs.records, selection, replace, options.mode
-    )
+    planner = InstancePlanner(inputs.registry, records, recorded, selection, replace, options.mode)
     handler = _PlanHandler(planner)
     changes: dict[ResourceAddr, ResourceChange] = {}
     outputs: tuple[OutputChange, ...] = ()

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy import Connection, Row, delete, func, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from kplan.diagnostics import Diagnostic, KplanError
@@ -235,11 +235,20 @@ class StateStore:
         return f"{self.workspace}\x00{address}".encode()
 
     @_translated
-    def resources(self) -> dict[str, ResourceRecord]:
-        """Every resource of the workspace, decoded, ordered by address."""
+    def resources(
+        self, *, blocks: Collection[tuple[str, ...]] | None = None
+    ) -> dict[str, ResourceRecord]:
+        """The resources of the workspace, decoded, ordered by address.
+
+        With ``blocks`` ((type, name) pairs), only the instances of those
+        resource blocks, in any module: what a targeted plan needs.
+        """
+        query = queries.select_resources(self._ws_id)
+        if blocks is not None:
+            query = query.where(tuple_(R.c.type, R.c.name).in_(sorted(blocks)))
         with rows.gc_paused():
             with self._read() as conn:
-                found = conn.execute(queries.select_resources(self._ws_id)).all()
+                found = conn.execute(query).all()
             return self._decode(found)
 
     @_translated
