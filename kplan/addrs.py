@@ -128,12 +128,17 @@ class ResourceAddr:
     type: str
     name: str
     key: Key = None
-    # str() is asked for often (state keys, plans): computed once.
+    # str() and hash() are asked for often (state keys, sets, plans): computed once.
     _text: str = field(default="", init=False, repr=False, compare=False, hash=False)
+    _hash: int = field(default=0, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         local = f"{self.type}.{self.name}{format_key(self.key)}"
         object.__setattr__(self, "_text", f"{self.module}.{local}" if self.module.steps else local)
+        object.__setattr__(self, "_hash", hash(self._text))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def config(self) -> ResourceConfigAddr:

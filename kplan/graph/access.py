@@ -16,7 +16,7 @@ from typing import Any
 
 from kplan.addrs import Key, ResourceConfigAddr
 
-__all__ = ["ALL", "TrackedList", "TrackedMap", "tracking"]
+__all__ = ["ALL", "TrackedList", "TrackedMap", "start", "stop", "tracking"]
 
 ALL: Any = object()
 Access = set[tuple[ResourceConfigAddr, Any]]
@@ -27,6 +27,16 @@ def _log(owner: ResourceConfigAddr, key: Key | object) -> None:
     log = _ACCESS.get()
     if log is not None:
         log.add((owner, key))
+
+
+def start() -> tuple[Access, Any]:
+    """Begin logging (the cheap form of :func:`tracking` for hot paths): (log, token)."""
+    log: Access = set()
+    return log, _ACCESS.set(log)
+
+
+def stop(token: Any) -> None:
+    _ACCESS.reset(token)
 
 
 @contextmanager

@@ -24,7 +24,8 @@ from kplan.config.expr import Reference, evaluate, references
 from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resource
 from kplan.config.types import convert, parse_type
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
-from kplan.graph.access import ALL, TrackedList, TrackedMap, tracking
+from kplan.graph import access
+from kplan.graph.access import ALL, TrackedList, TrackedMap
 from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.dag import WalkResult, walk
 from kplan.values import UNKNOWN, Secret, contains_unknown, reveal
@@ -61,15 +62,18 @@ class Instance:
     def config(self) -> dict[str, Any]:
         """The evaluated attributes (evaluated on first use: untargeted ones never are)."""
         if self._config is None:
-            with tracking() as seen:
+            seen, token = access.start()
+            try:
                 value = evaluate(
                     dict(self.resource.config),
                     self.scope,
                     self.resource.positions,
                     shared=self.shared,
                 )
+            finally:
+                access.stop(token)
             self._config = dict(value)
-            self._precise = self.resolve(seen)
+            self._precise = self.base_deps | self.resolve(seen)
         return self._config
 
     @property
@@ -77,7 +81,7 @@ class Instance:
         """What this instance depends on: exact once its attributes are evaluated."""
         if self._precise is None:
             return self.base_deps | self.coarse_deps
-        return self.base_deps | self._precise
+        return self._precise
 
     def evaluate(self, raw: Any, positions: Positions | None = None) -> Any:
         return evaluate(raw, self.scope, positions or self.resource.positions)
