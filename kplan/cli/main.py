@@ -15,6 +15,7 @@ import typer
 
 from kplan import __version__
 from kplan.cli import inspect as inspect_cmd
+from kplan.cli import lab as lab_cmd
 from kplan.cli import run as run_cmd
 from kplan.cli import state as state_cmd
 from kplan.cli import workspace as workspace_cmd
@@ -36,6 +37,7 @@ run_cmd.register(app)
 inspect_cmd.register(app)
 app.add_typer(state_cmd.app, name="state")
 app.add_typer(workspace_cmd.app, name="workspace")
+app.add_typer(lab_cmd.app, name="lab")
 
 
 @app.command()

@@ -11,28 +11,20 @@ import pytest
 from tests.e2e.conftest import REPO, run_kplan
 
 COMMANDS = [
-    ["init"],
-    ["validate"],
-    ["fmt"],
-    ["plan"],
-    ["apply"],
-    ["destroy"],
-    ["show"],
-    ["output"],
-    ["graph"],
-    ["version"],
-    ["state", "list"],
-    ["state", "show"],
-    ["state", "rm"],
-    ["state", "mv"],
-    ["state", "history"],
-]
+    ["init"], ["validate"], ["fmt"], ["plan"], ["apply"], ["destroy"], ["show"], ["output"],
+    ["graph"], ["version"], ["force-unlock"],
+    ["state", "list"], ["state", "show"], ["state", "rm"], ["state", "mv"], ["state", "history"],
+    ["workspace", "list"], ["workspace", "new"], ["workspace", "select"], ["workspace", "show"],
+    ["workspace", "delete"],
+    ["lab", "up"], ["lab", "status"], ["lab", "down"], ["lab", "images"],
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_every_command_has_help_with_an_example(command: list[str], tmp_path: Path) -> None:
     proc = run_kplan(tmp_path, *command, "--help", check=True)
-    assert "Example: kplan" in " ".join(proc.stdout.split()) or command == ["version"]
+    text = " ".join(proc.stdout.split())
+    assert "Example: kplan" in text or "Example: sudo kplan" in text or command == ["version"]
 
 
 def test_failure_stops_new_work_finishes_work_in_flight_and_records_it(module_copy) -> None:
