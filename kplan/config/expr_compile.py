@@ -39,6 +39,7 @@ from kplan.values import UNKNOWN, Secret
 __all__ = ["ROOTS", "Compiled", "Fn", "RefPath", "compile_source", "static_reference"]
 
 Scope = Mapping[str, Any]
+_MISSING: Any = object()
 Fn = Callable[[Scope], Any]
 
 
@@ -98,7 +99,12 @@ def _name(node: nodes.Name) -> Fn:
     if name in FUNCTIONS:
         raise Unsupported(f'"{name}" is a function; call it as {FUNCTIONS[name].usage}')
     if name not in ROOTS:
-        return lambda s: root_value(s, name, ROOTS)
+
+        def resource_type(s: Scope) -> Any:
+            found = s.get(name, _MISSING)
+            return found if found is not _MISSING else root_value(s, name, ROOTS)
+
+        return resource_type
 
     def root(s: Scope) -> Any:
         try:
@@ -121,7 +127,18 @@ def _access(node: nodes.Getattr | nodes.Getitem) -> Access:
 
 def _getattr(node: nodes.Getattr) -> Fn:
     base, key, access = _compile(node.node), node.attr, _access(node)
-    return lambda s: lookup(base(s), key, access)
+
+    def get(s: Scope) -> Any:
+        value = base(s)
+        # The common case inline (a plain map holding the key); lookup() does the rest:
+        # UNKNOWN, Secret, lists, tracked instance maps, and every error message.
+        if type(value) is dict:
+            found = value.get(key, _MISSING)
+            if found is not _MISSING:
+                return found
+        return lookup(value, key, access)
+
+    return get
 
 
 def _getitem(node: nodes.Getitem) -> Fn:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,9 +101,12 @@ class Selection:
     def targeted(self) -> bool:
         return bool(self.targets or self.host_targets)
 
-    def included(self, addr: ResourceAddr, host: str | None, deps: Iterable[ResourceAddr]) -> bool:
+    def included(
+        self, addr: ResourceAddr, host: str | None, deps: Callable[[], Iterable[ResourceAddr]]
+    ) -> bool:
+        """Whether this run may change the instance; ``deps`` is asked only with -exclude."""
         if (self.excludes or self.host_excludes) and (
-            self.is_excluded(addr, host) or not self.excluded.isdisjoint(deps)
+            self.is_excluded(addr, host) or not self.excluded.isdisjoint(deps())
         ):
             self.excluded.add(addr)
             return False
@@ -178,13 +181,14 @@ class InstancePlanner:
     def plan_instance(self, inst: Instance) -> tuple[ResourceChange | None, Any]:
         """The change for one instance (None when not selected) and its value for references."""
         rec = self.records.get(str(inst.addr))
-        if not self.selection.included(inst.addr, inst.host, inst.deps):
+        if not self.selection.included(inst.addr, inst.host, lambda: inst.deps):
             return None, (rec.attributes if rec else UNKNOWN)
         provider, schema = self.registry.get(inst.addr.type, inst.resource.pos)
         if inst.resource.lifecycle.prevent_destroy:
             self.prevent_destroy.add(inst.addr)
         config = inst.config()
-        prior = dict(rec.attributes) if rec else None
+        # Not copied: the fast path below only reads it, the slow path copies what it plans.
+        prior = rec.attributes if rec else None
         if prior is not None and inst.resource.lifecycle.ignore_changes:
             # As Terraform: ignored attributes keep their recorded value in the proposal.
             config = dict(config)

@@ -9,6 +9,7 @@ changes a host or the state.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,9 +86,24 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
 
 
 def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnostics]:
-    diags = Diagnostics()
     selection = Selection.parse(options.targets, options.excludes, inputs.cg)
     recorded = _load(inputs, selection, options.mode)
+    # The records live as long as the plan: keep the collector from rescanning them
+    # on every collection while the plan is made (a fifth of a large plan's time).
+    gc.freeze()
+    try:
+        return _make_plan(inputs, options, selection, recorded)
+    finally:
+        gc.unfreeze()
+
+
+def _make_plan(
+    inputs: PlanInputs,
+    options: PlanOptions,
+    selection: Selection,
+    recorded: dict[str, ResourceRecord],
+) -> tuple[Plan, Diagnostics]:
+    diags = Diagnostics()
     records = dict(recorded)
     drift: list[ResourceChange] = []
     if options.refresh and records:
