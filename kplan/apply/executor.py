@@ -24,7 +24,7 @@ from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph
 from kplan.graph.dag import Graph, walk
 from kplan.graph.evaluate import Evaluator, Instance, collect
-from kplan.plan.decide import InstancePlanner, Selection
+from kplan.plan.decide import InstancePlanner, Selection, fresh_computed
 from kplan.plan.model import Action, Plan, PlanMode, ResourceChange
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import ApplyRequest, ApplyResponse, Provider
@@ -208,7 +208,7 @@ class _ApplyHandler:
             saved.before,
             planned,
             saved.reasons,
-            tuple(sorted(inst.deps, key=lambda a: a.sort_key())),
+            tuple(sorted(inst.deps, key=str)),
             saved.host,
             saved.replace_paths,
         )
@@ -227,6 +227,11 @@ class _ApplyHandler:
         change, _ = self.planner.plan_instance(inst)
         assert change is not None and change.after is not None
         after = dict(change.after)
+        if saved.action is Action.REPLACE and change.action is not Action.REPLACE:
+            # Replaced on request (-replace) or by a trigger, which the re-plan does not
+            # see: the new object's computed values are still to come.
+            _, schema = self.ctx.registry.get(inst.addr.type)
+            after = fresh_computed(after, schema)
         for key, want in (saved.after or {}).items():
             if contains_unknown(want):
                 continue

@@ -26,7 +26,7 @@ from kplan.provider_api import PlanRequest, PlanResponse, ResourceSchema, Valida
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN, Secret
 
-__all__ = ["InstancePlanner", "Selection"]
+__all__ = ["InstancePlanner", "Selection", "fresh_computed"]
 
 _TRIGGER = re.compile(
     r"^(?P<type>[A-Za-z_][\w]*)\.(?P<name>[A-Za-z_][\w-]*)"
@@ -132,6 +132,15 @@ class Selection:
         return any(t.matches(addr) for t in self.targets) or host in self.host_targets
 
 
+def fresh_computed(planned: Mapping[str, Any], schema: ResourceSchema) -> dict[str, Any]:
+    """A replacement is a new object: what the provider computes is not known yet."""
+    out = dict(planned)
+    for name, attr in schema.attributes.items():
+        if attr.computed and not attr.optional and name in out:
+            out[name] = UNKNOWN
+    return out
+
+
 def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     """Every configured attribute equals its recorded value, every omitted one its default."""
     attrs = schema.attributes
@@ -211,6 +220,8 @@ class InstancePlanner:
             resp = self._provider_plan(provider, inst, prior, config)
             planned = self._adjust(dict(resp.planned), prior, schema, inst)
         action, reasons = self._decide(inst, schema, prior, planned, resp)
+        if action is Action.REPLACE:
+            planned = fresh_computed(planned, schema)
         change = ResourceChange(
             inst.addr,
             provider.name,

@@ -269,3 +269,27 @@ def test_lock_timeout_waits_for_the_holder(module_copy) -> None:
         assert waited.returncode == 0, waited.stderr  # it waited, then saw the finished apply
     finally:
         holder.wait(timeout=60)
+
+
+def test_replace_request_makes_a_new_object(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    run_kplan(root, "apply", "-auto-approve", check=True)
+
+    def service_id() -> str:
+        shown = run_kplan(root, "state", "show", 'null_resource.service["RegionOne"]', check=True)
+        return re.search(r'id\s+= "(\w+)"', shown.stdout).group(1)
+
+    before = service_id()
+    plan = _plan_json(root, "-replace", 'null_resource.service["RegionOne"]')
+    change = next(
+        rc
+        for rc in plan["resource_changes"]
+        if rc["address"] == 'null_resource.service["RegionOne"]'
+    )
+    assert change["change"]["actions"] == ["delete", "create"]
+    assert change["change"]["after_unknown"].get("id") is True
+    run_kplan(
+        root, "apply", "-auto-approve", "-replace", 'null_resource.service["RegionOne"]', check=True
+    )
+    assert service_id() != before
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
