@@ -186,13 +186,14 @@ def run_plan(
         cg=loaded.graph,
         root_dir=loaded.dir,
         variables=loaded.variables,
-        records=lambda blocks: store.resources(blocks=blocks),
+        records=lambda blocks, hosts: store.resources(blocks=blocks, hosts=hosts),
         outputs=store.outputs(),
         registry=registry,
         workspace=store.workspace,
         lineage=store.lineage,
         serial=store.serial,
         input_checksum=loaded.checksum,
+        get_record=store.get,
     )
     return make_plan(inputs, popts)
 

@@ -95,6 +95,18 @@ class ResourceHandler(Protocol):
         ...
 
 
+class Deferring(Protocol):
+    """A handler that can leave instances out before they are even created."""
+
+    def wanted_keys(self, addr: ResourceConfigAddr, resource: Resource) -> set[Key] | None:
+        """The only instance keys of this block it needs (None: all of them)."""
+        ...
+
+    def deferred(self, addr: ResourceAddr) -> Any:
+        """The value of an instance left out (its recorded state, read when used)."""
+        ...
+
+
 @dataclass
 class _ModuleInstance:
     addr: ModuleAddr
@@ -401,7 +413,13 @@ class Evaluator:
         addresses = (*res.depends_on, *res.lifecycle.restart_on, *res.lifecycle.replace_on)
         instances = []
         shared: dict[str, Any] = {}
+        left_out: list[ResourceAddr] = []
+        wanted_keys = getattr(self.handler, "wanted_keys", None)
+        wanted = wanted_keys(cfg_addr, res) if wanted_keys is not None else None
         for key, each in keys:
+            if wanted is not None and key not in wanted:
+                left_out.append(cfg_addr.instance(key))
+                continue
             scope = _with_each(mi.scope, key, each, res.count is not None)
             addr = cfg_addr.instance(key)
             host = self._instance_host(res, scope)
@@ -412,16 +430,24 @@ class Evaluator:
         with self._lock:
             if res.for_each is not None or res.count is not None:
                 self.multi.add((mi.addr, node.name))
-            self.resource_instances[(mi.addr, node.name)] = [i.addr for i in instances]
+            self.resource_instances[(mi.addr, node.name)] = [
+                *(i.addr for i in instances),
+                *left_out,
+            ]
             self.seen.update(i.addr for i in instances)
-        values = self.handler.resource(cfg_addr, instances)
+            self.seen.update(left_out)
+        values = dict(self.handler.resource(cfg_addr, instances))
+        if left_out:
+            deferred = self.handler.deferred  # type: ignore[attr-defined]
+            values.update((a, deferred(a)) for a in left_out)
+        every = sorted(values, key=lambda a: _key_order(a.key))
         if res.for_each is not None:
-            by_key = {i.addr.key: values[i.addr] for i in instances}
+            by_key = {a.key: values[a] for a in every}
             mi.scope[type_][name] = TrackedMap(cfg_addr, by_key)
         elif res.count is not None:
-            mi.scope[type_][name] = TrackedList(cfg_addr, [values[i.addr] for i in instances])
+            mi.scope[type_][name] = TrackedList(cfg_addr, [values[a] for a in every])
         else:
-            mi.scope[type_][name] = values[instances[0].addr]
+            mi.scope[type_][name] = values[every[0]]
 
     def _address_deps(
         self, mi: _ModuleInstance, texts: tuple[str, ...], scope: Mapping[str, Any]
@@ -527,6 +553,10 @@ _KIND_ORDER = {"var": 0, "local": 1, "module": 2, "resource": 3, "module_end": 4
 
 def _node_key(n: Node) -> tuple[tuple[str, ...], int, str]:
     return (n.module, _KIND_ORDER[n.kind], n.name)
+
+
+def _key_order(key: Key) -> tuple[int, str]:
+    return (key, "") if isinstance(key, int) else (0, str(key))
 
 
 def _relative(path: str, root: str) -> str:

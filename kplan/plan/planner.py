@@ -10,11 +10,13 @@ changes a host or the state.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kplan.addrs import ResourceAddr, ResourceConfigAddr, parse_resource
+from kplan.addrs import Key, ResourceAddr, ResourceConfigAddr, parse_resource
+from kplan.config.model import Resource
 from kplan.diagnostics import Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph
 from kplan.graph.evaluate import Evaluator, Instance, collect
@@ -27,7 +29,10 @@ from kplan.values import UNKNOWN
 
 __all__ = ["PlanOptions", "RecordLoader", "make_plan"]
 
-RecordLoader = Callable[[set[tuple[str, ...]] | None], Mapping[str, ResourceRecord]]
+# (blocks as (type, name) pairs or None for all, hosts or None for all) → records
+RecordLoader = Callable[
+    [set[tuple[str, ...]] | None, set[str] | None], Mapping[str, ResourceRecord]
+]
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,62 @@ class PlanInputs:
     lineage: str
     serial: int
     input_checksum: str
+    # One record by address, for instances a targeted plan leaves out.
+    get_record: Callable[[str], ResourceRecord | None] | None = None
+
+
+_EACH_KEY = re.compile(r"^\$\{\s*each\.key\s*\}$")
+
+
+class _Recorded(Mapping[str, Any]):
+    """The recorded attributes of an instance a targeted plan left out, read when used."""
+
+    def __init__(self, get: Callable[[str], ResourceRecord | None], address: str) -> None:
+        self._get, self._address = get, address
+        self._attrs: Mapping[str, Any] | None = None
+
+    def _load(self) -> Mapping[str, Any]:
+        if self._attrs is None:
+            rec = self._get(self._address)
+            self._attrs = rec.attributes if rec is not None else {}
+        return self._attrs
+
+    def __getitem__(self, key: str) -> Any:
+        attrs = self._load()
+        return attrs.get(key, UNKNOWN)  # not in state: not known yet
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 class _PlanHandler:
-    def __init__(self, planner: InstancePlanner) -> None:
+    def __init__(
+        self, planner: InstancePlanner, get_record: Callable[[str], ResourceRecord | None] | None
+    ) -> None:
         self.planner = planner
+        self.get_record = get_record
         self.changes: dict[ResourceAddr, ResourceChange] = {}
+
+    def wanted_keys(self, addr: ResourceConfigAddr, resource: Resource) -> set[Key] | None:
+        """With only host:NAME targets, a block whose host is each.key needs only those keys."""
+        sel = self.planner.selection
+        if self.get_record is None or not sel.host_targets or sel.targets:
+            return None
+        if sel.excludes or sel.host_excludes or resource.for_each is None:
+            return None
+        if not isinstance(resource.host, str) or not _EACH_KEY.match(resource.host):
+            return None
+        return set(sel.host_targets)
+
+    def deferred(self, addr: ResourceAddr) -> Any:
+        rec = self.planner.records.get(str(addr))
+        if rec is not None:
+            return rec.attributes
+        assert self.get_record is not None
+        return _Recorded(self.get_record, str(addr))
 
     def resource(
         self, addr: ResourceConfigAddr, instances: list[Instance]
@@ -80,9 +135,10 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
         return dict(inputs.records)
     scope = selection.scope_nodes
     if scope is None or mode is not PlanMode.NORMAL:
-        return dict(inputs.records(None))  # a destroy must see what depends on its targets
+        return dict(inputs.records(None, None))  # a destroy must see what depends on it
     blocks = {tuple(n.name.split(".", 1)) for n in scope if n.kind == "resource"}
-    return dict(inputs.records(blocks))
+    only_hosts = selection.host_targets and not selection.targets and inputs.get_record
+    return dict(inputs.records(blocks, set(selection.host_targets) if only_hosts else None))
 
 
 def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnostics]:
@@ -113,7 +169,7 @@ def _make_plan(
             return _empty(inputs, options), diags
     replace = {str(parse_resource(r)) for r in options.replace}
     planner = InstancePlanner(inputs.registry, records, recorded, selection, replace, options.mode)
-    handler = _PlanHandler(planner)
+    handler = _PlanHandler(planner, inputs.get_record)
     changes: dict[ResourceAddr, ResourceChange] = {}
     outputs: tuple[OutputChange, ...] = ()
     if options.mode is PlanMode.NORMAL:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Row, delete, func, select, tuple_
+from sqlalchemy import Connection, Row, delete, func, or_, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from kplan.diagnostics import Diagnostic, KplanError
@@ -236,16 +236,22 @@ class StateStore:
 
     @_translated
     def resources(
-        self, *, blocks: Collection[tuple[str, ...]] | None = None
+        self,
+        *,
+        blocks: Collection[tuple[str, ...]] | None = None,
+        hosts: Collection[str] | None = None,
     ) -> dict[str, ResourceRecord]:
         """The resources of the workspace, decoded, ordered by address.
 
         With ``blocks`` ((type, name) pairs), only the instances of those
-        resource blocks, in any module: what a targeted plan needs.
+        resource blocks, in any module; with ``hosts``, only the instances on
+        those hosts or on none: what a targeted plan needs.
         """
         query = queries.select_resources(self._ws_id)
         if blocks is not None:
             query = query.where(tuple_(R.c.type, R.c.name).in_(sorted(blocks)))
+        if hosts is not None:
+            query = query.where(or_(R.c.host.in_(sorted(hosts)), R.c.host.is_(None)))
         with rows.gc_paused():
             with self._read() as conn:
                 found = conn.execute(query).all()

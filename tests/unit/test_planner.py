@@ -249,3 +249,69 @@ def test_an_evaluation_error_is_a_diagnostic_with_its_position(tmp_path: Path) -
     (err,) = diags.errors
     assert err.pos is not None and err.pos.line == 3
     assert "zero" in str(err).lower()
+
+
+HOSTS_MODULE = """
+hosts:
+  h1: {address: 10.231.0.11, connection: local}
+  h2: {address: 10.231.0.12, connection: local}
+resources:
+  fake_config.conf:
+    for_each: ${hosts}
+    host: ${each.key}
+    text: "listen ${host[each.key].address}"
+  fake_config.peers:
+    for_each: ${hosts}
+    host: ${each.key}
+    text: "peer ${fake_config.conf['h2' if each.key == 'h1' else 'h1'].id}"
+"""
+
+
+def test_host_target_reads_only_that_hosts_rows_and_others_lazily(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(HOSTS_MODULE))
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    cg, _ = build_graph(cfg)
+    state = {
+        'fake_config.conf["h1"]': {"text": "listen 10.231.0.11", "id": "c1"},
+        'fake_config.conf["h2"]': {"text": "listen OLD", "id": "c2"},
+        'fake_config.peers["h1"]': {"text": "peer c2", "id": "p1"},
+        'fake_config.peers["h2"]': {"text": "peer c1", "id": "p2"},
+    }
+    records = {
+        a: ResourceRecord.from_addr(a, provider="fake", attributes=v, host=a[-4:-2])
+        for a, v in state.items()
+    }
+    asked: list[object] = []
+
+    def load(blocks: object, hosts: set[str] | None) -> dict[str, ResourceRecord]:
+        asked.append(hosts)
+        return {a: r for a, r in records.items() if hosts is None or r.host in hosts}
+
+    fetched: list[str] = []
+
+    def get(address: str) -> ResourceRecord | None:
+        fetched.append(address)
+        return records.get(address)
+
+    inputs = PlanInputs(
+        cg,
+        str(tmp_path),
+        {},
+        load,
+        {},
+        ProviderRegistry([FakeContainers()]),
+        "default",
+        "l",
+        1,
+        "x",
+        get_record=get,
+    )
+    plan, diags = make_plan(inputs, PlanOptions(refresh=False, targets=("host:h1",)))
+    assert not diags.has_errors, [str(d) for d in diags]
+    assert asked == [{"h1"}]
+    # h2's config changed, but it is not targeted; h1's peer reads h2's recorded id.
+    assert actions(plan) == {}
+    assert fetched == ['fake_config.conf["h2"]']
+    plan, _ = make_plan(inputs, PlanOptions(refresh=False, targets=("host:h2",)))
+    assert actions(plan) == {'fake_config.conf["h2"]': Action.UPDATE}
