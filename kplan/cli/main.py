@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     # A plan holds hundreds of thousands of long-lived objects (records, changes);
     # with the default thresholds the collector rescans them over and over (a third
     # of a 100,000-resource plan's time). They hold no cycles worth collecting early.
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(200_000, 50, 1000)
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     try:
         # Without standalone mode click returns the code of a typer.Exit.

@@ -9,14 +9,14 @@ depends on one instance, ``keys(x)`` on all of them. That is what lets
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from kplan.addrs import Key, ResourceConfigAddr
 
-__all__ = ["ALL", "TrackedList", "TrackedMap", "start", "stop", "tracking"]
+__all__ = ["ALL", "LazyTrackedMap", "TrackedList", "TrackedMap", "start", "stop", "tracking"]
 
 ALL: Any = object()
 Access = set[tuple[ResourceConfigAddr, Any]]
@@ -94,3 +94,69 @@ class TrackedList(list[Any]):
     def __iter__(self) -> Iterator[Any]:
         _log(self.owner, ALL)
         return super().__iter__()
+
+
+class LazyTrackedMap(TrackedMap):
+    """A TrackedMap some of whose values are only read when used.
+
+    A host-targeted plan leaves out the other hosts' instances; their values
+    (recorded state) are fetched one by one if an expression looks them up,
+    and all at once if one iterates over the map.
+    """
+
+    __slots__ = ("_load", "_order", "_pending")
+
+    def __init__(
+        self,
+        owner: ResourceConfigAddr,
+        present: dict[Any, Any],
+        order: list[Any],
+        pending: set[Any],
+        load: Callable[[Any], Any],
+    ) -> None:
+        super().__init__(owner, present)
+        self._order, self._pending, self._load = order, pending, load
+
+    def __missing__(self, key: Any) -> Any:
+        if key not in self._pending:
+            raise KeyError(key)
+        value = self._load(key)
+        dict.__setitem__(self, key, value)
+        self._pending.discard(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._pending
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self._pending)
+
+    def _fill(self) -> None:
+        if self._pending:
+            for key in list(self._pending):
+                self.__missing__(key)
+            ordered = [(k, dict.__getitem__(self, k)) for k in self._order]
+            dict.clear(self)
+            dict.update(self, ordered)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._fill()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._fill()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._fill()
+        return super().values()
+
+    def items(self) -> Any:
+        self._fill()
+        return super().items()

@@ -25,7 +25,7 @@ from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resour
 from kplan.config.types import convert, parse_type
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
 from kplan.graph import access
-from kplan.graph.access import ALL, TrackedList, TrackedMap
+from kplan.graph.access import ALL, LazyTrackedMap, TrackedList, TrackedMap
 from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.dag import WalkResult, walk
 from kplan.values import UNKNOWN, Secret, contains_unknown, reveal
@@ -53,7 +53,7 @@ class Instance:
     # Maps what an evaluation looked up in multi-instance resources to instances.
     resolve: Callable[[set[tuple[ResourceConfigAddr, Any]]], Deps] = field(repr=False)
     # Every instance of the multi-instance resources the attributes refer to.
-    coarse_deps: Deps = _EMPTY
+    coarse_deps: Callable[[], Deps] = lambda: _EMPTY
     # Values of strings that are the same for every instance of the block.
     shared: dict[str, Any] | None = field(default=None, repr=False)
     _config: dict[str, Any] | None = field(default=None, repr=False)
@@ -80,7 +80,7 @@ class Instance:
     def deps(self) -> Deps:
         """What this instance depends on: exact once its attributes are evaluated."""
         if self._precise is None:
-            return self.base_deps | self.coarse_deps
+            return self.base_deps | self.coarse_deps()
         return self._precise
 
     def evaluate(self, raw: Any, positions: Positions | None = None) -> Any:
@@ -143,6 +143,10 @@ class Evaluator:
         self.instances: dict[tuple[str, ...], list[_ModuleInstance]] = {(): [rootmi]}
         self.deps: dict[tuple[ModuleAddr, str, str], Deps] = {}
         self.resource_instances: dict[tuple[ModuleAddr, str], list[ResourceAddr]] = {}
+        # Instances a targeted plan left out, by block: their keys, turned into
+        # addresses only if a dependency needs them (see instances_of).
+        self.left_out: dict[tuple[ModuleAddr, str], tuple[ResourceConfigAddr, list[Key]]] = {}
+        self.left_out_keys: dict[tuple[ModuleAddr, str], set[Key]] = {}
         self.outputs: dict[str, tuple[Any, bool]] = {}
         self.seen: set[ResourceAddr] = set()
         # Resource blocks with for_each or count, by module instance.
@@ -187,27 +191,52 @@ class Evaluator:
     ) -> Any:
         """The resource instances a raw value depends on, in module instance ``mi``.
 
-        With ``split``, return (other deps, deps on multi-instance resources): the
-        latter are refined later by what the evaluation actually looked up.
+        With ``split``, return (other deps, a function giving every instance of the
+        multi-instance resources referred to): those are refined later by what
+        the evaluation actually looked up, and usually never needed whole.
         """
         out: set[ResourceAddr] = set()
-        multi: set[ResourceAddr] = set()
+        multi: list[Reference] = []
         for ref in self._refs_of(raw, positions):
-            deps = self._ref_deps(mi.addr, ref)
             if split and ref.root == "resource" and self._is_multi(mi.addr, ref):
-                multi |= deps
+                multi.append(ref)
             else:
-                out |= deps
-        return (frozenset(out), frozenset(multi)) if split else frozenset(out)
+                out |= self._ref_deps(mi.addr, ref)
+        if not split:
+            return frozenset(out)
+        coarse: Deps | None = None
+
+        def every() -> Deps:
+            nonlocal coarse
+            if coarse is None:
+                coarse = frozenset().union(*(self._ref_deps(mi.addr, r) for r in multi))
+            return coarse
+
+        return frozenset(out), every
 
     def _is_multi(self, m: ModuleAddr, ref: Reference) -> bool:
         return (m, f"{ref.parts[0]}.{ref.parts[1]}") in self.multi
+
+    def instances_of(self, m: ModuleAddr, name: str) -> list[ResourceAddr]:
+        """Every instance address of a block, the left-out ones included."""
+        with self._lock:
+            found = self.resource_instances.get((m, name), [])
+            pending = self.left_out.pop((m, name), None)
+            if pending is not None:
+                cfg, keys = pending
+                found = [*found, *(cfg.instance(k) for k in keys)]
+                self.resource_instances[(m, name)] = found
+            return found
+
+    def _exists(self, addr: ResourceAddr) -> bool:
+        block = (addr.module, f"{addr.type}.{addr.name}")
+        return addr in self.seen or addr.key in self.left_out_keys.get(block, ())
 
     def resolve_access(self, seen: set[tuple[ResourceConfigAddr, Any]]) -> Deps:
         out: set[ResourceAddr] = set()
         for cfg, key in seen:
             if key is ALL:
-                out.update(self.resource_instances.get((cfg.module, f"{cfg.type}.{cfg.name}"), ()))
+                out.update(self.instances_of(cfg.module, f"{cfg.type}.{cfg.name}"))
             else:
                 out.add(cfg.instance(key))
         return frozenset(out)
@@ -217,7 +246,7 @@ class Evaluator:
             return self.deps.get((m, ref.root, str(ref.parts[0])), _EMPTY)
         if ref.root == "resource" and len(ref.parts) >= 2:
             name = f"{ref.parts[0]}.{ref.parts[1]}"
-            return frozenset(self.resource_instances.get((m, name), ()))
+            return frozenset(self.instances_of(m, name))
         if ref.root == "module" and ref.parts:
             return self._module_deps(m, str(ref.parts[0]), ref.parts[1:])
         return _EMPTY
@@ -241,6 +270,8 @@ class Evaluator:
         return frozenset(out)
 
     def _all_resources_within(self, m: ModuleAddr) -> set[ResourceAddr]:
+        for block in list(self.left_out):
+            self.instances_of(*block)
         return {
             a
             for (mod, _), addrs in list(self.resource_instances.items())
@@ -413,12 +444,12 @@ class Evaluator:
         addresses = (*res.depends_on, *res.lifecycle.restart_on, *res.lifecycle.replace_on)
         instances = []
         shared: dict[str, Any] = {}
-        left_out: list[ResourceAddr] = []
+        left_out: list[Key] = []
         wanted_keys = getattr(self.handler, "wanted_keys", None)
         wanted = wanted_keys(cfg_addr, res) if wanted_keys is not None else None
         for key, each in keys:
             if wanted is not None and key not in wanted:
-                left_out.append(cfg_addr.instance(key))
+                left_out.append(key)
                 continue
             scope = _with_each(mi.scope, key, each, res.count is not None)
             addr = cfg_addr.instance(key)
@@ -430,17 +461,26 @@ class Evaluator:
         with self._lock:
             if res.for_each is not None or res.count is not None:
                 self.multi.add((mi.addr, node.name))
-            self.resource_instances[(mi.addr, node.name)] = [
-                *(i.addr for i in instances),
-                *left_out,
-            ]
+            self.resource_instances[(mi.addr, node.name)] = [i.addr for i in instances]
+            # Left-out instances are not "seen": orphans are only looked for among
+            # the rows the targeted plan read, and those exclude them.
             self.seen.update(i.addr for i in instances)
-            self.seen.update(left_out)
-        values = dict(self.handler.resource(cfg_addr, instances))
+            if left_out:
+                self.left_out[(mi.addr, node.name)] = (cfg_addr, left_out)
+                self.left_out_keys[(mi.addr, node.name)] = set(left_out)
+        values = self.handler.resource(cfg_addr, instances)
         if left_out:
             deferred = self.handler.deferred  # type: ignore[attr-defined]
-            values.update((a, deferred(a)) for a in left_out)
-        every = sorted(values, key=lambda a: _key_order(a.key))
+            present = {i.addr.key: values[i.addr] for i in instances}
+            mi.scope[type_][name] = LazyTrackedMap(
+                cfg_addr,
+                present,
+                [k for k, _ in keys],
+                set(left_out),
+                lambda k: deferred(cfg_addr.instance(k)),
+            )
+            return
+        every = [i.addr for i in instances]
         if res.for_each is not None:
             by_key = {a.key: values[a] for a in every}
             mi.scope[type_][name] = TrackedMap(cfg_addr, by_key)
@@ -461,13 +501,12 @@ class Evaluator:
             if m["type"] == "module":
                 out |= self._module_deps(mi.addr, m["name"], ())
                 continue
-            all_of = self.resource_instances.get((mi.addr, f"{m['type']}.{m['name']}"), [])
             if m["key"] is None:
-                out.update(all_of)
+                out.update(self.instances_of(mi.addr, f"{m['type']}.{m['name']}"))
                 continue
             key = reveal(evaluate("${" + m["key"] + "}", scope, None))
             one = ResourceAddr(mi.addr, m["type"], m["name"], key)
-            if one in self.seen:
+            if self._exists(one):
                 out.add(one)
         return frozenset(out)
 
@@ -553,10 +592,6 @@ _KIND_ORDER = {"var": 0, "local": 1, "module": 2, "resource": 3, "module_end": 4
 
 def _node_key(n: Node) -> tuple[tuple[str, ...], int, str]:
     return (n.module, _KIND_ORDER[n.kind], n.name)
-
-
-def _key_order(key: Key) -> tuple[int, str]:
-    return (key, "") if isinstance(key, int) else (0, str(key))
 
 
 def _relative(path: str, root: str) -> str:
