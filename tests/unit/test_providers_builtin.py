@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import multiprocessing
 import os
+import shutil
 import stat
 import string
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -344,18 +347,29 @@ def test_local_file_unknown_content_at_apply_is_refused(tmp_path: Path) -> None:
     assert resp.new_state is None and not (tmp_path / "f").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
-def test_local_file_permission_denied_is_a_diagnostic(tmp_path: Path) -> None:
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
+def _write_into_read_only_folder(folder: str) -> tuple[str, tuple[str | int, ...]]:
+    if os.geteuid() == 0:
+        os.setuid(65534)  # root ignores permission bits: try it as nobody
+    planned = plan("local_file", file_cfg(Path(folder) / "f")).planned
+    resp = provider.apply(ApplyRequest("local_file", ADDR, None, "create", None, planned))
+    (d,) = resp.diagnostics
+    return d.summary, d.attribute
+
+
+def test_local_file_permission_denied_is_a_diagnostic() -> None:
+    top = tempfile.mkdtemp(prefix="kplan-perm-")
     try:
-        planned = plan("local_file", file_cfg(ro / "f")).planned
-        resp = provider.apply(ApplyRequest("local_file", ADDR, None, "create", None, planned))
-        (d,) = resp.diagnostics
-        assert "permission denied" in d.summary and d.attribute == ("path",)
+        os.chmod(top, 0o755)
+        ro = Path(top, "ro")
+        ro.mkdir(mode=0o555)
+        ro.chmod(0o555)  # nobody may enter, nobody may write
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            summary, attribute = pool.apply(_write_into_read_only_folder, (str(ro),))
+        assert "permission denied" in summary and attribute == ("path",)
+        assert not (ro / "f").exists()
     finally:
-        ro.chmod(0o700)
+        Path(top, "ro").chmod(0o700)
+        shutil.rmtree(top)
 
 
 def test_local_file_update_failure_keeps_prior_state(tmp_path: Path) -> None:
