@@ -134,15 +134,26 @@ def test_generated_secret_never_reaches_state_plan_or_output(module_copy) -> Non
     assert revealed.stdout == password
 
 
-def test_kill_9_mid_apply_loses_at_most_the_change_in_flight(module_copy) -> None:
-    root = module_copy("tests/fixtures/e2e/slow")
-    proc = subprocess.Popen(
+def _serial_apply(root: Path) -> subprocess.Popen[str]:
+    """`kplan apply` in the background, one change at a time, its output readable."""
+    return subprocess.Popen(
         [sys.executable, "-m", "kplan", "apply", "-auto-approve", "-parallelism", "1"],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _wait_for_first_change(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    while "Creating" not in proc.stdout.readline():
+        pass
+
+
+def test_kill_9_mid_apply_loses_at_most_the_change_in_flight(module_copy) -> None:
+    root = module_copy("tests/fixtures/e2e/slow")
+    proc = _serial_apply(root)
     assert proc.stdout is not None
     done = 0
     deadline = time.monotonic() + 60
@@ -174,17 +185,9 @@ def test_kill_9_mid_apply_loses_at_most_the_change_in_flight(module_copy) -> Non
 
 def test_second_kplan_is_refused_while_the_state_is_locked(module_copy) -> None:
     root = module_copy("tests/fixtures/e2e/slow")
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "kplan", "apply", "-auto-approve", "-parallelism", "1"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    holder = _serial_apply(root)
     try:
-        assert holder.stdout is not None
-        while "Creating" not in holder.stdout.readline():
-            pass
+        _wait_for_first_change(holder)
         second = run_kplan(root, "plan")
         assert second.returncode == 1
         assert "state is locked" in second.stderr.lower()
@@ -254,17 +257,9 @@ def test_lock_timeout_waits_for_the_holder(module_copy) -> None:
     (root / "main.kp.yaml").write_text(
         (root / "main.kp.yaml").read_text().replace("default: 6", "default: 2")
     )
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "kplan", "apply", "-auto-approve", "-parallelism", "1"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    holder = _serial_apply(root)
     try:
-        assert holder.stdout is not None
-        while "Creating" not in holder.stdout.readline():
-            pass
+        _wait_for_first_change(holder)
         waited = run_kplan(root, "plan", "-lock-timeout", "30s", "-detailed-exitcode")
         assert waited.returncode == 0, waited.stderr  # it waited, then saw the finished apply
     finally:
