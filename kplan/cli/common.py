@@ -24,10 +24,9 @@ __all__ = [
     "run_options",
 ]
 
-DirArg = Annotated[
+ChdirOpt = Annotated[
     str, typer.Option("-chdir", "--chdir", help="The root module's folder.", show_default=True)
 ]
-ChdirOpt = DirArg
 VarOpt = Annotated[
     list[str] | None,
     typer.Option("-var", "--var", help="Set a variable: -var 'name=value' (repeatable)."),

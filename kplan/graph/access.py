@@ -2,7 +2,7 @@
 
 A resource with ``for_each`` or ``count`` is seen by expressions as a map
 (or list) of its instances. Wrapped in :class:`TrackedMap` / :class:`TrackedList`,
-every lookup while :func:`tracking` is active is logged: ``x[each.key].path``
+every lookup between :func:`start` and :func:`stop` is logged: ``x[each.key].path``
 depends on one instance, ``keys(x)`` on all of them. That is what lets
 ``destroy -target`` of one host's file leave the other hosts' services alone.
 """
@@ -10,13 +10,12 @@ depends on one instance, ``keys(x)`` on all of them. That is what lets
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from kplan.addrs import Key, ResourceConfigAddr
 
-__all__ = ["ALL", "LazyTrackedMap", "TrackedList", "TrackedMap", "start", "stop", "tracking"]
+__all__ = ["ALL", "LazyTrackedMap", "TrackedList", "TrackedMap", "start", "stop"]
 
 ALL: Any = object()
 Access = set[tuple[ResourceConfigAddr, Any]]
@@ -30,23 +29,13 @@ def _log(owner: ResourceConfigAddr, key: Key | object) -> None:
 
 
 def start() -> tuple[Access, Any]:
-    """Begin logging (the cheap form of :func:`tracking` for hot paths): (log, token)."""
+    """Begin logging lookups: returns (the log, a token for stop)."""
     log: Access = set()
     return log, _ACCESS.set(log)
 
 
 def stop(token: Any) -> None:
     _ACCESS.reset(token)
-
-
-@contextmanager
-def tracking() -> Iterator[Access]:
-    log: Access = set()
-    token = _ACCESS.set(log)
-    try:
-        yield log
-    finally:
-        _ACCESS.reset(token)
 
 
 class TrackedMap(dict[Any, Any]):

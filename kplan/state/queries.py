@@ -78,24 +78,25 @@ def bump_serial(conn: Connection, ws_id: int) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def select_resources(ws_id: int) -> Select[Any]:
+def resource_columns() -> list[Any]:
+    """The columns rows.from_rows reads, in its order: the one list both queries use."""
     c = R.c
-    return (
-        select(
-            c.address,
-            c.module,
-            c.type,
-            c.name,
-            c.index_key,
-            c.provider,
-            c.host,
-            c.attributes,
-            c.has_secrets,
-            c.dependencies,
-        )
-        .where(c.workspace_id == ws_id)
-        .order_by(c.address)
-    )
+    return [
+        c.address,
+        c.module,
+        c.type,
+        c.name,
+        c.index_key,
+        c.provider,
+        c.host,
+        c.attributes,
+        c.has_secrets,
+        c.dependencies,
+    ]
+
+
+def select_resources(ws_id: int) -> Select[Any]:
+    return select(*resource_columns()).where(R.c.workspace_id == ws_id).order_by(R.c.address)
 
 
 def upsert(

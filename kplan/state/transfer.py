@@ -34,6 +34,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.state.codec import decode_value, encode_value
 from kplan.state.crypto import SecretBox
+from kplan.state.queries import resource_columns
 from kplan.state.records import ResourceRecord, as_utc
 from kplan.state.rows import from_rows, to_row
 from kplan.state.schema import history as H
@@ -85,7 +86,7 @@ def read_raw(conn: Connection, names: Iterable[str] | None) -> dict[str, Any]:
         if wanted is not None and name not in wanted:
             continue
         res = conn.execute(
-            select(*_resource_cols(), R.c.updated_serial)
+            select(*resource_columns(), R.c.updated_serial)
             .where(R.c.workspace_id == ws_id)
             .order_by(R.c.address)
         ).all()
@@ -115,22 +116,6 @@ def read_raw(conn: Connection, names: Iterable[str] | None) -> dict[str, Any]:
     if wanted is not None and (missing := wanted - set(raw["workspaces"])):
         raise KplanError(f"no workspace {sorted(missing)[0]!r} in the state")
     return raw
-
-
-def _resource_cols() -> list[Any]:
-    c = R.c
-    return [
-        c.address,
-        c.module,
-        c.type,
-        c.name,
-        c.index_key,
-        c.provider,
-        c.host,
-        c.attributes,
-        c.has_secrets,
-        c.dependencies,
-    ]
 
 
 def decode_workspace(name: str, raw: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
