@@ -12,7 +12,7 @@ import threading
 from importlib.metadata import entry_points
 
 from kplan.diagnostics import Diagnostic, KplanError, SourcePos
-from kplan.provider_api import Provider, ResourceSchema
+from kplan.provider_api import ConfigureRequest, Provider, ResourceSchema
 
 __all__ = ["ProviderRegistry"]
 
@@ -46,6 +46,12 @@ class ProviderRegistry:
                     by_type[type_name] = (p, schema)
             self._by_type = by_type
             return by_type
+
+    def configure(self, req: ConfigureRequest) -> None:
+        """Give every provider the run's inventory and connections."""
+        providers = {id(p): p for p, _ in self._load().values()}
+        for provider in providers.values():
+            provider.configure(req)
 
     def types(self) -> list[str]:
         return sorted(self._load())

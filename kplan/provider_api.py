@@ -11,6 +11,9 @@ returning one response that carries its own diagnostics:
     plan(req)         the planned new state of one instance
     apply(req)        make one planned change real; return the new state
 
+and ``configure(req)``, called once per run before the others, with the
+inventory's hosts and ``connect(host)`` for the shared connection to one.
+
 A provider never imports from kplan.cli, kplan.plan or kplan.apply, and knows
 nothing of files, addresses' modules, the plan's order or the CLI. Values it
 receives may hold :class:`kplan.values.Secret` (call ``reveal()`` only where
@@ -20,17 +23,22 @@ the raw value is needed) and, in ``validate`` and ``plan``, ``UNKNOWN``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kplan.diagnostics import Diagnostic
 from kplan.values import UNKNOWN, Path
+
+if TYPE_CHECKING:
+    from kplan.transport.base import Connection
 
 __all__ = [
     "ApplyRequest",
     "ApplyResponse",
     "Attribute",
+    "ConfigureRequest",
+    "HostInfo",
     "PlanRequest",
     "PlanResponse",
     "Provider",
@@ -78,6 +86,28 @@ class ResourceSchema:
 @dataclass(frozen=True, slots=True)
 class ProviderSchema:
     resources: Mapping[str, ResourceSchema]
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """A host of the root module's inventory, as a provider sees it."""
+
+    name: str
+    address: str
+    connection: str  # "ssh" | "local"
+    groups: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureRequest:
+    """Given to every provider once per run, before any read, plan or apply."""
+
+    #: Every host of the inventory, by name.
+    hosts: Mapping[str, HostInfo]
+    #: The connection to a host by name, opened on first use and shared across
+    #: providers and threads; raises ``kplan.transport.HostUnreachable``.
+    connect: Callable[[str], Connection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +193,9 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def schema(self) -> ProviderSchema: ...
+
+    def configure(self, req: ConfigureRequest) -> None:  # noqa: B027 (optional hook)
+        """Called once per run with the inventory and the way to reach its hosts."""
 
     def validate(self, req: ValidateRequest) -> ValidateResponse:
         schema = self.schema().resources[req.type_name]

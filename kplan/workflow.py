@@ -27,7 +27,10 @@ from kplan.plan.model import Action, Plan, PlanMode
 from kplan.plan.planfile import read_planfile, write_planfile
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
 from kplan.plugins import ProviderRegistry
+from kplan.provider_api import ConfigureRequest, HostInfo
 from kplan.state.store import StateStore
+from kplan.transport.hostkeys import HostKeys
+from kplan.transport.pool import HostSpec, Transports
 from kplan.values import contains_unknown, reveal
 
 __all__ = [
@@ -41,6 +44,10 @@ __all__ = [
 ]
 
 
+# State meta key of an SSH host key accepted with -accept-new-host-keys.
+HOST_KEY_META = "hostkey:"
+
+
 @dataclass(frozen=True)
 class RunOptions:
     dir: str = "."
@@ -49,6 +56,7 @@ class RunOptions:
     lock_timeout: float = 0.0
     parallelism: int = 10
     workspace: str = ""
+    accept_new_host_keys: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -168,6 +176,54 @@ def open_state(loaded: Loaded, opts: RunOptions, *, create: bool = True) -> Stat
 
 
 @contextmanager
+def _hosts(
+    loaded: Loaded, store: StateStore, opts: RunOptions, registry: ProviderRegistry
+) -> Iterator[None]:
+    """The run's connections: providers get the inventory and ``connect``; every
+    session opened is closed when the command ends."""
+    hosts = loaded.config.hosts
+
+    def record(host: str, key: str) -> None:
+        store.set_meta(HOST_KEY_META + host, key)
+
+    keys = HostKeys(
+        lambda host: store.get_meta(HOST_KEY_META + host),
+        accept_new=opts.accept_new_host_keys,
+        record=record,
+    )
+    transports = Transports(
+        [
+            HostSpec(
+                name=h.name,
+                address=h.address,
+                connection=h.connection,
+                user=h.user,
+                port=h.port,
+                ssh_key=_from_root(loaded.dir, h.ssh_key),
+                known_hosts=_from_root(loaded.dir, h.known_hosts),
+            )
+            for h in hosts.values()
+        ],
+        keys,
+    )
+    infos = {
+        h.name: HostInfo(h.name, h.address, h.connection, h.groups, h.vars) for h in hosts.values()
+    }
+    registry.configure(ConfigureRequest(hosts=infos, connect=transports.connect))
+    try:
+        yield
+    finally:
+        transports.close()
+
+
+def _from_root(root: str, path: str | None) -> str | None:
+    if not path:
+        return None
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
+@contextmanager
 def _locked(store: StateStore, opts: RunOptions, operation: str) -> Iterator[None]:
     if not opts.lock:
         yield
@@ -202,7 +258,11 @@ def plan_command(
     opts: RunOptions, popts: PlanOptions, out: str | None, registry: ProviderRegistry
 ) -> tuple[Plan, Diagnostics]:
     loaded = load(opts)
-    with open_state(loaded, opts) as store, _locked(store, opts, "plan"):
+    with (
+        open_state(loaded, opts) as store,
+        _locked(store, opts, "plan"),
+        _hosts(loaded, store, opts, registry),
+    ):
         plan, diags = run_plan(loaded, store, popts, registry)
         diags.items[:0] = loaded.warnings
         if out and not diags.has_errors:
@@ -227,7 +287,11 @@ def plan_and_apply(
 ) -> ApplyOutcome:
     """``kplan apply`` without a plan file: plan, show, ask, apply — under one lock."""
     loaded = load(opts)
-    with open_state(loaded, opts) as store, _locked(store, opts, "apply"):
+    with (
+        open_state(loaded, opts) as store,
+        _locked(store, opts, "apply"),
+        _hosts(loaded, store, opts, registry),
+    ):
         plan, diags = run_plan(loaded, store, popts, registry)
         diags.items[:0] = loaded.warnings
         if diags.has_errors or not plan.has_changes or not confirm(plan):
@@ -245,7 +309,11 @@ def apply_saved(
 ) -> ApplyOutcome:
     """``kplan apply PLANFILE``: refuse a stale plan, then apply exactly it."""
     loaded = load(opts, with_variables=False)
-    with open_state(loaded, opts) as store, _locked(store, opts, "apply"):
+    with (
+        open_state(loaded, opts) as store,
+        _locked(store, opts, "apply"),
+        _hosts(loaded, store, opts, registry),
+    ):
         plan = read_planfile(planfile, store.secret_box, store.lineage)
         loaded.variables = dict(plan.variables)
         _check_fresh(plan, loaded, store, planfile)

@@ -29,6 +29,7 @@ from kplan.plan.model import Action, Plan, PlanMode, ResourceChange
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import ApplyRequest, ApplyResponse, Provider
 from kplan.state.records import ResourceRecord
+from kplan.transport.base import UNREACHABLE_CODE
 from kplan.values import UNKNOWN, Secret, contains_unknown, mark_paths, secret_paths
 
 __all__ = ["ApplyEvent", "ApplyResult", "Recorder", "apply_plan"]
@@ -72,6 +73,15 @@ class _Context:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     result: ApplyResult = field(default_factory=ApplyResult)
+    # Hosts found unreachable: their remaining changes are not started, while the
+    # other hosts' changes go on (a failure of any other kind stops all new work).
+    down: set[str] = field(default_factory=set)
+
+    def skip(self, change: ResourceChange) -> bool:
+        if self.stop.is_set():
+            return True
+        with self.lock:
+            return change.host is not None and change.host in self.down
 
 
 def apply_plan(
@@ -189,12 +199,14 @@ class _ApplyHandler:
         for (inst, _), (value, diags) in zip(todo, results, strict=True):
             values[inst.addr] = value
             errors.extend(diags)
-        if errors:
+        if any(not _unreachable(d) for d in errors):
             raise KplanError(errors)
+        # Only unreachable hosts failed (recorded in the result): the instances on other
+        # hosts are done, and what depends on them may go on.
         return values
 
     def _one(self, inst: Instance, saved: ResourceChange) -> tuple[Any, list[Diagnostic]]:
-        if self.ctx.stop.is_set():
+        if self.ctx.skip(saved):
             return UNKNOWN, []
         try:
             planned = self._replan(inst, saved)
@@ -250,7 +262,7 @@ class _ApplyHandler:
 
 def _run_change(change: ResourceChange, inst: Instance | None, ctx: _Context) -> Any:
     """Apply one change through its provider and record the outcome at once."""
-    if ctx.stop.is_set():
+    if ctx.skip(change):
         return UNKNOWN
     provider, schema = ctx.registry.get(change.addr.type)
     ctx.notify(ApplyEvent("start", change.address, change.action))
@@ -283,9 +295,13 @@ def _run_change(change: ResourceChange, inst: Instance | None, ctx: _Context) ->
         ctx.recorder.delete(change.address)
     elapsed = time.monotonic() - started
     if diags:
+        host_down = change.host is not None and all(_unreachable(d) for d in diags)
         with ctx.lock:
             ctx.result.failed[change.address] = diags
-        ctx.stop.set()
+            if host_down:
+                ctx.down.add(str(change.host))
+        if not host_down:
+            ctx.stop.set()
         ctx.notify(ApplyEvent("error", change.address, change.action, elapsed, _first(diags)))
         return UNKNOWN
     with ctx.lock:
@@ -317,6 +333,10 @@ def _call(provider: Provider, req: ApplyRequest) -> ApplyResponse:
                 )
             ],
         )
+
+
+def _unreachable(d: Diagnostic) -> bool:
+    return d.code == UNREACHABLE_CODE
 
 
 def _first(diags: list[Diagnostic]) -> str:

@@ -44,6 +44,15 @@ LockTimeoutOpt = Annotated[
         "-lock-timeout", "--lock-timeout", help="How long to wait for the state lock, e.g. 30s."
     ),
 ]
+AcceptKeysOpt = Annotated[
+    bool,
+    typer.Option(
+        "-accept-new-host-keys",
+        "--accept-new-host-keys",
+        help="Trust SSH host keys seen for the first time, and record them in state. "
+        "A changed key is refused all the same.",
+    ),
+]
 ParallelismOpt = Annotated[
     int,
     typer.Option("-parallelism", "--parallelism", min=1, help="Changes applied at once."),
@@ -73,6 +82,7 @@ def run_options(
     lock: bool = True,
     lock_timeout: str = "0s",
     parallelism: int = 10,
+    accept_new_host_keys: bool = False,
 ) -> RunOptions:
     # -var and -var-file keep their relative order, as their precedence depends on it:
     # typer gives two lists, so the order is read back from the command line.
@@ -90,6 +100,7 @@ def run_options(
         lock=lock,
         lock_timeout=parse_duration(lock_timeout),
         parallelism=parallelism,
+        accept_new_host_keys=accept_new_host_keys,
         environ=dict(os.environ),
     )
 

@@ -12,6 +12,7 @@ import typer
 
 from kplan.apply.executor import ApplyEvent, ApplyResult
 from kplan.cli.common import (
+    AcceptKeysOpt,
     ChdirOpt,
     LockOpt,
     LockTimeoutOpt,
@@ -92,13 +93,14 @@ def plan(
     lock: LockOpt = True,
     lock_timeout: LockTimeoutOpt = "0s",
     parallelism: ParallelismOpt = 10,
+    accept_new_host_keys: AcceptKeysOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
     """Show what apply would change, and why.
 
     Example: kplan plan -out tfplan -target 'module.keystone' -var release=zed
     """
-    opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism)
+    opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism, accept_new_host_keys)
     mode = (
         PlanMode.DESTROY if destroy else PlanMode.REFRESH_ONLY if refresh_only else PlanMode.NORMAL
     )
@@ -144,6 +146,7 @@ def apply(
     lock: LockOpt = True,
     lock_timeout: LockTimeoutOpt = "0s",
     parallelism: ParallelismOpt = 10,
+    accept_new_host_keys: AcceptKeysOpt = False,
     no_color: NoColorOpt = False,
     destroy_mode: Annotated[bool, typer.Option("-destroy", "--destroy", hidden=True)] = False,
     refresh_only: Annotated[
@@ -160,7 +163,7 @@ def apply(
 
     Example: kplan apply tfplan
     """
-    opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism)
+    opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism, accept_new_host_keys)
     registry = ProviderRegistry.from_entry_points()
     notify = _notifier(json_out)
     if planfile:
@@ -213,6 +216,7 @@ def destroy(
     lock: LockOpt = True,
     lock_timeout: LockTimeoutOpt = "0s",
     parallelism: ParallelismOpt = 10,
+    accept_new_host_keys: AcceptKeysOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
     """Destroy what kplan manages (with -target: that and what depends on it).
@@ -233,6 +237,7 @@ def destroy(
         lock=lock,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
+        accept_new_host_keys=accept_new_host_keys,
         no_color=no_color,
         destroy_mode=True,
     )

@@ -244,6 +244,8 @@ def build_host(entry: Entry, diags: Diagnostics) -> Host | None:
         port=block.port,
         vars=block.vars,
         pos=entry.pos,
+        ssh_key=block.ssh_key,
+        known_hosts=block.known_hosts,
     )
 
 

@@ -112,6 +112,8 @@ class Host:
     port: int
     vars: Mapping[str, Any]
     pos: SourcePos
+    ssh_key: str | None = None
+    known_hosts: str | None = None
 
 
 @dataclass(frozen=True)

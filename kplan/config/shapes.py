@@ -63,6 +63,10 @@ class HostBlock(_Shape):
     connection: Literal["ssh", "local"] = "ssh"
     user: str | None = None
     port: int = Field(22, ge=1, le=65535)
+    # The private key to log in with, and the known_hosts file its host key is
+    # checked against (paths; ~ expanded, relative to the root module).
+    ssh_key: str | None = None
+    known_hosts: str | None = None
     vars: dict[str, Any] = {}
 
 

@@ -143,9 +143,9 @@ def _write_inventory(spec: LabSpec) -> None:
             "    connection: ssh",
             "    user: root",
             "    port: 22",
+            f"    ssh_key: {spec.ssh_key}",
+            f"    known_hosts: {spec.known_hosts}",
             "    vars:",
-            f"      ssh_key: {spec.ssh_key}",
-            f"      known_hosts: {spec.known_hosts}",
             f"      registry: {spec.registry}",
         ]
     spec.inventory.write_text("\n".join(lines) + "\n")

@@ -19,8 +19,10 @@ from pathlib import Path
 import paramiko
 import pytest
 
-LAB_NAME = "kplantest"
-LAB_SUBNET = "10.231.7.0/24"
+# Overridable so that two test runs on one machine (two checkouts, two
+# developers) use two labs instead of tearing down each other's.
+LAB_NAME = os.environ.get("KPLAN_TEST_LAB_NAME", "kplantest")
+LAB_SUBNET = os.environ.get("KPLAN_TEST_LAB_SUBNET", "10.231.7.0/24")
 LAB_HOSTS = 2
 
 _CLI = "from kplan.cli.lab import app; app(prog_name='kplan lab')"
@@ -70,6 +72,11 @@ class Lab:
         data: dict[str, object] = json.loads((self.dir / "lab.json").read_text())
         return data
 
+    @property
+    def inventory(self) -> Path:
+        """The ``hosts:`` file ``kplan lab up`` wrote; copy it into a root module."""
+        return self.dir / "inventory.kp.yaml"
+
     def pids(self) -> list[int]:
         procs = self.record()["procs"]
         assert isinstance(procs, list)
@@ -111,14 +118,19 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
+    yield from lab_up(LAB_HOSTS, ("base",))
+
+
+def lab_up(hosts: int, images: tuple[str, ...]) -> Iterator[Lab]:
+    """Bring a lab of HOSTS hosts up with IMAGES pushed; take it down afterwards."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     try:
-        check(
-            kplan_lab("up", "--name", LAB_NAME, "--hosts", str(LAB_HOSTS), "--subnet", LAB_SUBNET)
-        )
-        check(kplan_lab("images", "--only", "base", "--name", LAB_NAME))
+        check(kplan_lab("up", "--name", LAB_NAME, "--hosts", str(hosts), "--subnet", LAB_SUBNET))
+        if images:
+            only = [arg for image in images for arg in ("--only", image)]
+            check(kplan_lab("images", *only, "--name", LAB_NAME))
         gateway = LAB_SUBNET.rsplit(".", 1)[0] + ".1"
         base_image = f"{gateway}:5000/kplan/base:bookworm"
         root = Path(os.environ.get("KPLAN_LAB_ROOT", "/var/lib/kplan-lab")) / LAB_NAME
@@ -126,11 +138,11 @@ def lab() -> Iterator[Lab]:
         yield Lab(
             name=LAB_NAME,
             dir=root,
-            hosts=[LabHost(f"node{i}", f"{prefix}.{10 + i}") for i in range(1, LAB_HOSTS + 1)],
+            hosts=[LabHost(f"node{i}", f"{prefix}.{10 + i}") for i in range(1, hosts + 1)],
             registry=f"{gateway}:5000",
             ssh_key=root / "ssh" / "id_ed25519",
             known_hosts=root / "ssh" / "known_hosts",
-            base_image=base_image,
+            base_image=base_image if "base" in images else None,
         )
     finally:
         down = kplan_lab("down", "--name", LAB_NAME)

@@ -1,0 +1,319 @@
+"""One SSH session per host (Fabric over paramiko) for commands, files and Docker.
+
+The session is opened on first use. Commands run on channels of it, files
+go over its SFTP subsystem, and the Docker API is a channel running
+``docker system dial-stdio`` on the host — the way the Docker SDK reaches a
+remote engine, except that the SDK's own adapter opens a second connection
+with its own (weaker) host-key checks, so we hand it ours.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import paramiko
+
+from kplan.transport.base import (
+    CommandFailed,
+    CommandResult,
+    Connection,
+    HostUnreachable,
+    TransportError,
+    command_text,
+)
+from kplan.transport.files import owner_spec
+from kplan.transport.hostkeys import HostKeyPolicy, HostKeys
+
+__all__ = ["SSHConnection"]
+
+CONNECT_TIMEOUT = 10.0
+# The Docker API version the adapter speaks: Docker 20.10 (Debian bookworm) and
+# Podman 4 serve it; asking the engine first would cost a round trip.
+DOCKER_API_VERSION = "1.41"
+
+
+class SSHConnection(Connection):
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        *,
+        port: int = 22,
+        user: str | None = None,
+        key_filename: str | None = None,
+        known_hosts: str | None = None,
+        host_keys: HostKeys | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.address = address
+        self.port = port
+        self.user = user
+        self._key_filename = key_filename
+        self._known_hosts = known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        self._host_keys = host_keys if host_keys is not None else HostKeys({})
+        self._timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._sftp_lock = threading.Lock()
+        self._fabric: Any = None
+        self._failed: HostUnreachable | None = None
+        self._docker: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    # -- the session ---------------------------------------------------------
+
+    def _client(self) -> paramiko.SSHClient:
+        with self._lock:
+            if self._failed is not None:
+                # One failure per host per run: later calls fail at once, with the same words.
+                raise self._failed
+            if self._fabric is None:
+                try:
+                    self._fabric = self._open()
+                except HostUnreachable as exc:
+                    self._failed = exc
+                    raise
+            client: paramiko.SSHClient = self._fabric.client
+            return client
+
+    def _open(self) -> Any:
+        import fabric
+
+        kwargs: dict[str, Any] = {
+            "banner_timeout": self._timeout,
+            "auth_timeout": self._timeout,
+        }
+        if self._key_filename:
+            kwargs.update(key_filename=self._key_filename, look_for_keys=False, allow_agent=False)
+        conn = fabric.Connection(
+            self.address,
+            user=self.user,
+            port=self.port,
+            connect_timeout=int(max(1, self._timeout)),
+            connect_kwargs=kwargs,
+        )
+        conn.client.set_missing_host_key_policy(
+            HostKeyPolicy(self._host_keys, self.host, self.address, self.port, self._known_hosts)
+        )
+        try:
+            conn.open()
+        except HostUnreachable:
+            conn.close()
+            raise
+        except paramiko.AuthenticationException as exc:
+            conn.close()
+            user = self.user or "the current user"
+            raise HostUnreachable(
+                self.host,
+                f"SSH login as {user} to {self.where} failed: {exc}",
+                f"key: {self._key_filename or 'the SSH agent and ~/.ssh/id_*'}",
+            ) from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            conn.close()
+            raise HostUnreachable(
+                self.host, f"cannot connect to {self.where}: {_reason(exc)}"
+            ) from None
+        return conn
+
+    def _transport(self) -> paramiko.Transport:
+        transport = self._client().get_transport()
+        if transport is None or not transport.is_active():
+            raise HostUnreachable(self.host, f"the SSH session to {self.where} was closed")
+        return transport
+
+    def _lost(self, exc: BaseException) -> HostUnreachable:
+        return HostUnreachable(self.host, f"lost the SSH session to {self.where}: {_reason(exc)}")
+
+    # -- commands ------------------------------------------------------------
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        line = command_text(command)
+        try:
+            chan = self._transport().open_session(timeout=self._timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._lost(exc) from None
+        try:
+            result = self._exec(chan, line, stdin, timeout)
+        finally:
+            chan.close()
+        if check and not result.ok:
+            raise CommandFailed(self.host, line, result)
+        return result
+
+    def _exec(
+        self, chan: paramiko.Channel, line: str, stdin: bytes | None, timeout: float | None
+    ) -> CommandResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            chan.exec_command(line)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out: list[bytes] = []
+            err: list[bytes] = []
+            chan.settimeout(0.05)
+            # Read both streams as data comes: reading one to its end first can
+            # stall a command that fills the other's window.
+            while True:
+                busy = False
+                while chan.recv_ready():
+                    out.append(chan.recv(1 << 16))
+                    busy = True
+                while chan.recv_stderr_ready():
+                    err.append(chan.recv_stderr(1 << 16))
+                    busy = True
+                drained = not chan.recv_ready() and not chan.recv_stderr_ready()
+                if drained and chan.exit_status_ready():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise HostUnreachable(self.host, f"command timed out after {timeout:g} s", line)
+                if not busy:
+                    chan.status_event.wait(0.01)
+            return CommandResult(chan.recv_exit_status(), b"".join(out), b"".join(err))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._lost(exc) from None
+
+    # -- files ---------------------------------------------------------------
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        self._client()
+        try:
+            sftp: paramiko.SFTPClient = self._fabric.sftp()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._lost(exc) from None
+        return sftp
+
+    def read_file(self, path: str) -> bytes | None:
+        with self._sftp_lock:
+            sftp = self._sftp()
+            try:
+                with sftp.open(path, "rb") as f:
+                    data: bytes = f.read()
+                    return data
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise TransportError(self.host, f"cannot read {path}: {_reason(exc)}") from None
+
+    def write_file(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        mode: int = 0o644,
+        owner: str | None = None,
+        group: str | None = None,
+        atomic: bool = True,
+    ) -> None:
+        target = path
+        if atomic:
+            directory, name = posixpath.split(path)
+            target = posixpath.join(directory or ".", f".{name}.kplan-{secrets.token_hex(4)}")
+        with self._sftp_lock:
+            sftp = self._sftp()
+            try:
+                # "w" truncates in place: the same inode, so bind mounts of it see the change.
+                with sftp.open(target, "wb") as f:
+                    f.set_pipelined(True)
+                    f.write(data)
+                sftp.chmod(target, mode)
+            except OSError as exc:
+                raise TransportError(self.host, f"cannot write {target}: {_reason(exc)}") from None
+        steps = []
+        spec = owner_spec(owner, group)
+        if spec:
+            steps.append(f"chown {shlex.quote(spec)} {shlex.quote(target)}")
+        if atomic:
+            steps.append(f"mv -f {shlex.quote(target)} {shlex.quote(path)}")
+        if steps:
+            script = " && ".join(steps)
+            if atomic:
+                script = f"{{ {script}; }} || {{ rc=$?; rm -f {shlex.quote(target)}; exit $rc; }}"
+            self.run(script)
+
+    # -- Docker --------------------------------------------------------------
+
+    def docker(self) -> Any:
+        client = self._client()
+        with self._lock:
+            if self._docker is None:
+                self._docker = _docker_client(self, client)
+            return self._docker
+
+    def close(self) -> None:
+        with self._lock:
+            if self._docker is not None:
+                self._docker.close()
+                self._docker = None
+            if self._fabric is not None:
+                self._fabric.close()
+                self._fabric = None
+
+
+def _docker_client(conn: SSHConnection, client: paramiko.SSHClient) -> Any:
+    """A docker.APIClient whose HTTP connections are channels of ``conn``'s session."""
+    import docker
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    class SessionAdapter(SSHHTTPAdapter):  # type: ignore[misc]
+        def __init__(self) -> None:
+            # Skip the parent's __init__: it would open a connection of its own.
+            self.ssh_client = client
+            self.ssh_host = conn.address
+            self.ssh_params: dict[str, Any] = {}
+            self.timeout = 300
+            self.max_pool_size = 10
+            from docker.transport.basehttpadapter import BaseHTTPAdapter
+            from urllib3._collections import RecentlyUsedContainer
+
+            self.pools: Any = RecentlyUsedContainer(10, dispose_func=lambda p: p.close())
+            BaseHTTPAdapter.__init__(self)
+
+        def _connect(self) -> None:
+            raise HostUnreachable(conn.host, f"the SSH session to {conn.where} was closed")
+
+        def close(self) -> None:
+            # The session belongs to the connection, not to this adapter.
+            self.pools.clear()
+
+    # A placeholder URL: the client is built without touching the network, then
+    # every request goes through the adapter mounted below.
+    api = docker.APIClient(base_url="tcp://127.0.0.1:1", version=DOCKER_API_VERSION, timeout=300)
+    adapter = SessionAdapter()
+    api.mount("http+docker://ssh", adapter)
+    api._custom_adapter = adapter
+    api.base_url = "http+docker://ssh"
+    return api
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        # One error per address tried; their own words say more than paramiko's summary.
+        reasons = {_reason(e) for e in exc.errors.values()}
+        return "; ".join(sorted(reasons)) or "no address to connect to"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if exc.strerror[:1].isupper() else exc.strerror
+    text = str(exc).strip()
+    return text or type(exc).__name__

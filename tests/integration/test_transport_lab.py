@@ -1,0 +1,136 @@
+"""The SSH transport on real lab hosts: commands, files, Docker, host keys, failures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kplan.transport.base import CommandFailed, HostUnreachable
+from kplan.transport.hostkeys import HostKeys
+from kplan.transport.pool import HostSpec, Transports
+from kplan.transport.ssh import SSHConnection
+from tests.integration.lab_fixture import Lab, lab
+
+__all__ = ["lab"]  # the fixture, imported for pytest
+
+
+def _spec(lab: Lab, i: int, **kw: str) -> HostSpec:
+    h = lab.hosts[i]
+    return HostSpec(
+        h.name,
+        h.address,
+        user="root",
+        ssh_key=str(lab.ssh_key),
+        known_hosts=kw.get("known_hosts", str(lab.known_hosts)),
+    )
+
+
+@pytest.fixture
+def transports(lab: Lab) -> Iterator[Transports]:
+    t = Transports([_spec(lab, i) for i in range(len(lab.hosts))], HostKeys({}))
+    yield t
+    t.close()
+
+
+def test_commands_run_on_the_host_over_one_session(lab: Lab, transports: Transports) -> None:
+    conn = transports.connect("node1")
+    assert conn is transports.connect("node1")
+    out = conn.run("hostname; ip -4 -o addr show dev eth0").text()
+    assert out.startswith("node1\n") and lab.hosts[0].address in out
+    # stdin larger than an SSH window, both streams, the exit code.
+    big = conn.run("cat; echo oops >&2; exit 3", stdin=b"x" * 3_000_000, check=False)
+    assert (big.exit_code, len(big.stdout), big.stderr) == (3, 3_000_000, b"oops\n")
+    with pytest.raises(CommandFailed, match=r"host node1: command exited 3") as err:
+        conn.run(["sh", "-c", "echo 'it broke' >&2; exit 3"])
+    assert "it broke" in str(err.value)
+    assert isinstance(conn, SSHConnection)
+    assert len(conn._client().get_transport().sock.getpeername()) == 2  # one TCP session
+
+
+def test_atomic_and_in_place_writes(transports: Transports) -> None:
+    conn = transports.connect("node2")
+    conn.write_file("/etc/kplan-t.conf", b"one\n", mode=0o640, owner="root", group="daemon")
+    assert conn.read_file("/etc/kplan-t.conf") == b"one\n"
+    assert conn.run("stat -c '%a %U %G' /etc/kplan-t.conf").text() == "640 root daemon\n"
+    inode = conn.run("stat -c %i /etc/kplan-t.conf").text()
+    conn.write_file("/etc/kplan-t.conf", b"two\n")  # atomic: a new inode
+    assert conn.run("stat -c %i /etc/kplan-t.conf").text() != inode
+    inode = conn.run("stat -c %i /etc/kplan-t.conf").text()
+    conn.write_file("/etc/kplan-t.conf", b"three\n", atomic=False)
+    assert conn.run("stat -c %i /etc/kplan-t.conf").text() == inode
+    assert conn.read_file("/etc/kplan-t.conf") == b"three\n"
+    assert conn.read_file("/etc/no-such-file") is None
+    # No temporary file is left behind, even when chown fails.
+    with pytest.raises(CommandFailed, match="chown"):
+        conn.write_file("/etc/kplan-t.conf", b"x", owner="no-such-user")
+    assert conn.run("ls -a /etc | grep -c kplan-t").text().strip() == "1"
+    assert conn.read_file("/etc/kplan-t.conf") == b"three\n"
+    conn.run("rm -f /etc/kplan-t.conf")
+
+
+def test_docker_api_goes_over_the_same_session(transports: Transports) -> None:
+    conn = transports.connect("node1")
+    api = conn.docker()
+    assert api.ping() is True
+    info = api.info()
+    # The host's own dockerd, not the machine's: its data root is the lab host's.
+    assert info["Name"] == "node1"
+    assert api is conn.docker()
+
+
+def test_unknown_host_key_is_refused_with_fingerprint(lab: Lab, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    t = Transports([_spec(lab, 0, known_hosts=str(empty))], HostKeys({}))
+    try:
+        with pytest.raises(HostUnreachable, match=r"host node1: unknown host key: .*SHA256:"):
+            t.connect("node1").run("true")
+        # The same words again, without a second connection attempt.
+        with pytest.raises(HostUnreachable, match="unknown host key"):
+            t.connect("node1").run("true")
+    finally:
+        t.close()
+    recorded: dict[str, str] = {}
+    accepting = HostKeys({}, accept_new=True, record=recorded.__setitem__)
+    t = Transports([_spec(lab, 0, known_hosts=str(empty))], accepting)
+    try:
+        assert t.connect("node1").run("hostname").text() == "node1\n"
+    finally:
+        t.close()
+    assert recorded["node1"].startswith("ssh-ed25519 ")
+
+
+def test_unreachable_host_is_one_clear_line(lab: Lab) -> None:
+    spec = HostSpec(
+        "ghost", lab.hosts[0].address, user="root", port=2222, ssh_key=str(lab.ssh_key)
+    )
+    t = Transports([spec], HostKeys({}))
+    try:
+        with pytest.raises(HostUnreachable) as err:
+            t.connect("ghost").run("true")
+    finally:
+        t.close()
+    text = str(err.value)
+    assert text.startswith(f"host ghost: cannot connect to {lab.hosts[0].address}:2222: ")
+    assert "connection refused" in text and "Traceback" not in text
+
+
+def test_wrong_key_is_an_auth_failure(lab: Lab, tmp_path: Path) -> None:
+    other = tmp_path / "id_other"
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
+    spec = HostSpec(
+        "node1",
+        lab.hosts[0].address,
+        user="root",
+        ssh_key=str(other),
+        known_hosts=str(lab.known_hosts),
+    )
+    t = Transports([spec], HostKeys({}))
+    try:
+        with pytest.raises(HostUnreachable, match="SSH login as root to .* failed"):
+            t.connect("node1").run("true")
+    finally:
+        t.close()
