@@ -273,6 +273,10 @@ def _run_change(change: ResourceChange, inst: Instance | None, ctx: _Context) ->
     )
     resp = _call(provider, req)
     diags = [d for d in resp.diagnostics if d.is_error]
+    warnings = [d for d in resp.diagnostics if not d.is_error]
+    if warnings:
+        with ctx.lock:
+            ctx.result.diagnostics.extend(warnings)
     new_state = resp.new_state
     attrs: dict[str, Any] | None = None
     if new_state is not None:

@@ -329,6 +329,7 @@ def _report(result: ApplyResult | None, p: Plan, json_out: bool) -> None:
         )
     if result.ok:
         if not json_out:
+            print_diagnostics(result.diagnostics.items)
             typer.echo(f"\nApply complete! Resources: {line}")
         return
     print_diagnostics([d for ds in result.failed.values() for d in ds])

@@ -104,9 +104,7 @@ def test_unknown_host_key_is_refused_with_fingerprint(lab: Lab, tmp_path: Path) 
 
 
 def test_unreachable_host_is_one_clear_line(lab: Lab) -> None:
-    spec = HostSpec(
-        "ghost", lab.hosts[0].address, user="root", port=2222, ssh_key=str(lab.ssh_key)
-    )
+    spec = HostSpec("ghost", lab.hosts[0].address, user="root", port=2222, ssh_key=str(lab.ssh_key))
     t = Transports([spec], HostKeys({}))
     try:
         with pytest.raises(HostUnreachable) as err:
@@ -130,7 +128,7 @@ def test_wrong_key_is_an_auth_failure(lab: Lab, tmp_path: Path) -> None:
     )
     t = Transports([spec], HostKeys({}))
     try:
-        with pytest.raises(HostUnreachable, match="SSH login as root to .* failed"):
+        with pytest.raises(HostUnreachable, match=r"SSH login as root to .* failed"):
             t.connect("node1").run("true")
     finally:
         t.close()

@@ -1,0 +1,162 @@
+"""Batched refresh of files and directories: a constant number of commands per host.
+
+:class:`StatReader` groups the instances of one read by host and, on each
+host (hosts in parallel), runs one :func:`~providers.host._shell.stat_script`
+over every path, then — only when some file's digest differs from the
+recorded one — one :func:`~providers.host._shell.fetch_script` over just
+those files, for the plan's diff. An unreachable host yields one
+``host-unreachable`` diagnostic and leaves its instances out of the
+response (the engine keeps what state says); other hosts proceed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kplan.diagnostics import Diagnostic
+from kplan.provider_api import ReadInstance, ReadResponse
+from kplan.transport.base import Connection, TransportError
+from providers.builtin._common import attr_error, plain
+
+from . import _shell
+from ._common import HostContext, no_host, transport_diag
+
+__all__ = ["MAX_HOST_THREADS", "StatReader", "by_host", "ensure_parent_and_principals"]
+
+MAX_HOST_THREADS = 16
+
+FromStat = Callable[
+    [Mapping[str, Any], _shell.Stat, bytes | None], tuple[dict[str, Any], list[Diagnostic]]
+]
+States = dict[str, Mapping[str, Any] | None]
+
+
+def by_host(
+    type_name: str, instances: Sequence[ReadInstance]
+) -> tuple[dict[str, list[ReadInstance]], list[Diagnostic]]:
+    """Instances grouped by host (sorted); one error for instances without a host."""
+    groups: dict[str, list[ReadInstance]] = defaultdict(list)
+    diags: list[Diagnostic] = []
+    for inst in instances:
+        if inst.host is None:
+            diags.append(no_host(type_name))
+        else:
+            groups[inst.host].append(inst)
+    return dict(sorted(groups.items())), diags[:1]
+
+
+def per_host(
+    groups: Mapping[str, list[ReadInstance]],
+    one: Callable[[str, list[ReadInstance]], tuple[States, list[Diagnostic]]],
+) -> tuple[States, list[Diagnostic]]:
+    """Run ``one`` for every host, in parallel; results merged in host order."""
+    items = list(groups.items())
+    if len(items) <= 1:
+        results = [one(h, insts) for h, insts in items]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(items), MAX_HOST_THREADS)) as pool:
+            results = list(pool.map(lambda hi: one(*hi), items))
+    states: States = {}
+    diags: list[Diagnostic] = []
+    for s, d in results:
+        states.update(s)
+        diags.extend(d)
+    return states, diags
+
+
+class StatReader:
+    """Refresh file or directory instances from one stat pass per host."""
+
+    def __init__(self, ctx: HostContext, type_name: str, kind: str, from_stat: FromStat) -> None:
+        self.ctx = ctx
+        self.type_name = type_name
+        self.kind = kind
+        self.from_stat = from_stat
+
+    def read(self, instances: Sequence[ReadInstance]) -> ReadResponse:
+        groups, diags = by_host(self.type_name, instances)
+        states, host_diags = per_host(groups, self._host)
+        return ReadResponse(states=states, diagnostics=[*diags, *host_diags])
+
+    def _host(self, host: str, insts: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
+        paths = [str(plain(i.state.get("path", ""))) for i in insts]
+        try:
+            conn = self.ctx.connect(host)
+            result = conn.run(_shell.stat_script(paths), check=True)
+            stats = _shell.parse_stat(result.text(), len(paths))
+            drifted = [
+                n
+                for n, st in enumerate(stats)
+                if self.kind == "file"
+                and st is not None
+                and st.kind == "file"
+                and st.sha256 != plain(insts[n].state.get("sha256"))
+            ]
+            contents: dict[int, bytes | None] = {}
+            if drifted:
+                fetched = conn.run(_shell.fetch_script([paths[n] for n in drifted]), check=True)
+                for n, f in zip(
+                    drifted, _shell.parse_fetch(fetched.text(), len(drifted)), strict=True
+                ):
+                    contents[n] = f.data if f is not None else None
+        except TransportError as exc:
+            return {}, [transport_diag(exc)]
+        except ValueError as exc:
+            return {}, [
+                Diagnostic.error(
+                    f"host {host}: cannot read the state of {len(paths)} {self.type_name}s",
+                    str(exc),
+                    code="read-failed",
+                )
+            ]
+        states: States = {}
+        diags: list[Diagnostic] = []
+        for n, (inst, st) in enumerate(zip(insts, stats, strict=True)):
+            if st is None:
+                states[inst.address] = None
+                continue
+            state, d = self.from_stat(inst.state, st, contents.get(n))
+            states[inst.address] = state
+            diags.extend(d)
+        return states, diags
+
+
+def ensure_parent_and_principals(
+    conn: Connection, path: str, owner: str | None, group: str | None, *, parent: bool
+) -> Diagnostic | None:
+    """One command: check that owner and group exist on the host; create the parent directory.
+
+    Raises TransportError only for an unreachable host; a failure is returned as a
+    diagnostic naming the attribute.
+    """
+    script = [_shell.principals_script(owner, group)]
+    if parent:
+        script.append(f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '/')}")
+    result = conn.run("\n".join(s for s in script if s), check=False)
+    if result.exit_code == _shell.UNKNOWN_OWNER_EXIT:
+        return attr_error(
+            "owner",
+            f'owner "{owner}" is not a user on host {conn.host}',
+            "create the user first, or give a numeric uid",
+            code="unknown-owner",
+        )
+    if result.exit_code == _shell.UNKNOWN_GROUP_EXIT:
+        return attr_error(
+            "group",
+            f'group "{group}" is not a group on host {conn.host}',
+            "create the group first, or give a numeric gid",
+            code="unknown-group",
+        )
+    if not result.ok:
+        return attr_error(
+            "path",
+            f"cannot create the directory of {path} on host {conn.host}",
+            result.stderr_text().strip(),
+            code="mkdir-failed",
+        )
+    return None

@@ -1,0 +1,300 @@
+"""``host_file``: a text file on a host, from ``content`` or a Jinja2 ``template``.
+
+Attributes: ``path`` (absolute; a change replaces the file), exactly one of
+``content`` and ``template`` (with ``vars``), ``owner`` and ``group`` (names
+or numeric ids, resolved on the host; unset: left as the write makes them),
+``mode`` (default ``"0644"``); computed ``sha256`` and ``content_masked``.
+A template is rendered at plan time and the result kept in ``content``, so
+the plan shows a line diff of the file. Writes are atomic (a temporary file
+beside the target, then a rename); missing parent directories are created.
+
+Refresh costs one command per host for every file (kind, owner, group, mode,
+SHA-256) and, only when some file's digest differs from the recorded one, a
+second command that reads those files back for the diff.
+
+Secrets: content that is (or was rendered from) a Secret stays Secret in
+plan and state, its digest too; ``content_masked`` then holds the rendering
+with each secret replaced by ``(sensitive)`` — what the plan can show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kplan.diagnostics import Diagnostic
+from kplan.provider_api import (
+    ApplyResponse,
+    Attribute,
+    PlanRequest,
+    PlanResponse,
+    ReadInstance,
+    ReadResponse,
+    ResourceSchema,
+)
+from kplan.transport.base import CommandFailed, Connection
+from kplan.values import UNKNOWN, Path, Secret, contains_unknown
+from providers.builtin._common import attr_error, attr_warning, keep_secret, plain
+
+from . import _shell, template
+from ._common import (
+    HostResourceType,
+    check_abs_path,
+    check_mode,
+    check_principal,
+    normalize_mode,
+    principal,
+)
+from ._reader import StatReader, ensure_parent_and_principals
+
+__all__ = ["HostFile"]
+
+DEFAULT_MODE = "0644"
+
+SCHEMA = ResourceSchema(
+    type_name="host_file",
+    description="A text file on a host, from content or a Jinja2 template, written atomically.",
+    attributes={
+        "path": Attribute(
+            "string", required=True, force_new=True, description="absolute path on the host"
+        ),
+        "content": Attribute(
+            "string", optional=True, description="the file's text; or give template instead"
+        ),
+        "template": Attribute(
+            "string",
+            optional=True,
+            description='Jinja2 source rendered with vars, e.g. ${file("keystone.conf.j2")}',
+        ),
+        "vars": Attribute("map", optional=True, description="the template's variables"),
+        "owner": Attribute("any", optional=True, description="user name or uid on the host"),
+        "group": Attribute("any", optional=True, description="group name or gid on the host"),
+        "mode": Attribute(
+            "string",
+            optional=True,
+            default=DEFAULT_MODE,
+            description='permission bits as an octal string, e.g. "0640"',
+        ),
+        "sha256": Attribute("string", computed=True, description="hex SHA-256 of the content"),
+        "content_masked": Attribute(
+            "string",
+            computed=True,
+            description="the rendered text with every secret shown as (sensitive)",
+        ),
+    },
+)
+
+
+def sha256_of(content: Any) -> Any:
+    raw = plain(content)
+    if raw is UNKNOWN or raw is None:
+        return raw
+    return keep_secret(hashlib.sha256(str(raw).encode("utf-8")).hexdigest(), content)
+
+
+class HostFile(HostResourceType):
+    schema = SCHEMA
+    known_at_apply = ("path", "content", "mode", "owner", "group")
+
+    # ---- validate -----------------------------------------------------------------
+
+    def check(self, config: Mapping[str, Any]) -> list[Diagnostic]:
+        diags = [
+            check_abs_path(config.get("path")),
+            check_mode(config.get("mode")),
+            check_principal("owner", config.get("owner")),
+            check_principal("group", config.get("group")),
+        ]
+        has_content = config.get("content") is not None
+        has_template = config.get("template") is not None
+        if has_content and has_template:
+            diags.append(
+                attr_error(
+                    "template",
+                    "host_file takes content or template, not both",
+                    "remove one of them",
+                    code="conflicting-attributes",
+                )
+            )
+        elif not has_content and not has_template:
+            diags.append(
+                attr_error(
+                    "content",
+                    "host_file needs content or template",
+                    'e.g. content: "key = value\\n" or template: ${file("app.conf.j2")}',
+                    code="missing-attribute",
+                )
+            )
+        if config.get("vars") is not None and has_content:
+            diags.append(
+                attr_error("vars", "vars is used only with template", code="conflicting-attributes")
+            )
+        source = plain(config.get("template"))
+        if isinstance(source, str):
+            err = template.syntax_error(source)
+            if err is not None:
+                diags.append(
+                    attr_error("template", f"template {err.text()}", code="template-error")
+                )
+        return [d for d in diags if d is not None]
+
+    # ---- read ---------------------------------------------------------------------
+
+    def read(self, instances: Sequence[ReadInstance]) -> ReadResponse:
+        return StatReader(self.ctx, self.type_name, "file", self._from_stat).read(instances)
+
+    def _from_stat(
+        self,
+        state: Mapping[str, Any],
+        found: _shell.Stat,
+        content: bytes | None,
+    ) -> tuple[dict[str, Any], list[Diagnostic]]:
+        """The refreshed state from the host's facts (content: only when it was read back)."""
+        new = dict(state)
+        diags: list[Diagnostic] = []
+        path = plain(state.get("path"))
+        if found.kind != "file":
+            new.update(content=None, sha256=None, mode=None)
+            diags.append(
+                attr_warning(
+                    "path",
+                    f"{path} is not a regular file on the host",
+                    "the next apply replaces it with the file",
+                    code="not-a-file",
+                )
+            )
+            return new, diags
+        prior_content = state.get("content")
+        recorded = plain(state.get("sha256"))
+        if found.sha256 != recorded:
+            text: str | None = None
+            if content is not None:
+                try:
+                    text = content.decode("utf-8")
+                except UnicodeDecodeError:
+                    diags.append(
+                        attr_warning(
+                            "content",
+                            f"{path} is not valid UTF-8 text",
+                            "its content reads as null; the next apply rewrites it",
+                            code="not-utf8",
+                        )
+                    )
+            new["content"] = keep_secret(text, prior_content)
+            new["sha256"] = keep_secret(found.sha256, prior_content)
+        new["mode"] = found.mode
+        new["owner"] = _as_recorded(state.get("owner"), found.owner, found.uid)
+        new["group"] = _as_recorded(state.get("group"), found.group, found.gid)
+        return new, diags
+
+    # ---- plan ---------------------------------------------------------------------
+
+    def plan(self, req: PlanRequest) -> PlanResponse:
+        cfg = req.config
+        mode = cfg.get("mode")
+        if mode is None:
+            mode = DEFAULT_MODE
+        elif isinstance(mode, str) and check_mode(mode) is None:
+            mode = normalize_mode(mode)
+        planned: dict[str, Any] = {
+            "path": cfg.get("path"),
+            "content": cfg.get("content"),
+            "template": cfg.get("template"),
+            "vars": cfg.get("vars"),
+            "owner": _principal_value(cfg.get("owner")),
+            "group": _principal_value(cfg.get("group")),
+            "mode": mode,
+            "content_masked": None,
+        }
+        diags: list[Diagnostic] = []
+        if planned["template"] is not None:
+            source, variables = planned["template"], planned["vars"] or {}
+            if contains_unknown(source) or contains_unknown(variables):
+                planned["content"] = planned["content_masked"] = UNKNOWN
+            else:
+                try:
+                    rendered = template.render(source, variables)
+                    planned["content"] = rendered.content
+                    planned["content_masked"] = rendered.masked
+                except template.RenderError as err:
+                    diags.append(
+                        attr_error("template", f"template {err.text()}", code="template-error")
+                    )
+        planned["sha256"] = sha256_of(planned["content"])
+        replace: list[Path] = []
+        if req.prior is not None and req.prior.get("path") != planned["path"]:
+            replace.append(("path",))
+        return PlanResponse(planned=planned, requires_replace=replace, diagnostics=diags)
+
+    # ---- apply --------------------------------------------------------------------
+
+    def write_on(
+        self, conn: Connection, prior: Mapping[str, Any] | None, planned: Mapping[str, Any]
+    ) -> ApplyResponse:
+        path = str(plain(planned["path"]))
+        content = plain(planned.get("content"))
+        if not isinstance(content, str):
+            return ApplyResponse(
+                prior, [attr_error("content", "content is not known text at apply")]
+            )
+        owner, group = principal(planned.get("owner")), principal(planned.get("group"))
+        mode = normalize_mode(str(plain(planned.get("mode")) or DEFAULT_MODE))
+        problem = ensure_parent_and_principals(conn, path, owner, group, parent=True)
+        if problem is not None:
+            return ApplyResponse(prior, [problem])
+        try:
+            conn.write_file(
+                path,
+                content.encode("utf-8"),
+                mode=int(mode, 8),
+                owner=owner,
+                group=group,
+                atomic=True,
+            )
+        except CommandFailed as exc:
+            return ApplyResponse(prior, [_write_failed(path, exc.diagnostics[0].detail)])
+        except (OSError, KeyError) as exc:  # a local connection raises these directly
+            return ApplyResponse(prior, [_write_failed(path, str(exc))])
+        state = dict(planned)
+        state["mode"] = mode
+        state["sha256"] = sha256_of(planned.get("content"))
+        return ApplyResponse(state)
+
+    def delete_on(self, conn: Connection, prior: Mapping[str, Any]) -> ApplyResponse:
+        path = str(plain(prior.get("path")))
+        result = conn.run(["rm", "-f", "--", path], check=False)
+        if not result.ok:
+            return ApplyResponse(
+                prior,
+                [
+                    attr_error(
+                        "path",
+                        f"cannot delete {path}",
+                        result.stderr_text().strip(),
+                        code="delete-failed",
+                    )
+                ],
+            )
+        return ApplyResponse(None)
+
+
+def _write_failed(path: str, detail: str) -> Diagnostic:
+    return attr_error("path", f"cannot write {path}", detail, code="write-failed")
+
+
+def _principal_value(value: Any) -> Any:
+    """Owner and group are kept as strings; a number in YAML (42401) becomes "42401"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Secret):
+        return _principal_value(value.reveal())
+    return value
+
+
+def _as_recorded(recorded: Any, name: str, number: str) -> str | None:
+    """The host's owner in the form the configuration used (name or number); None if unmanaged."""
+    rec = plain(recorded)
+    if rec is None:
+        return None
+    return number if str(rec).isdigit() else name

@@ -1,0 +1,103 @@
+"""The host provider over real SSH on lab hosts, through the CLI.
+
+Two lab hosts from the lab's inventory: a directory, a template-rendered
+file and a hosts-file block on each; apply, no-change plan, drift made on a
+host over SSH shown and repaired, destroy. Files live under a scratch
+directory on the hosts (never the hosts' real /etc/hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.e2e.conftest import run_kplan
+from tests.integration.lab_fixture import Lab, lab, run_ssh
+
+__all__ = ["lab"]  # the fixture, imported for pytest
+
+BASE = "/var/tmp/kplan-host-provider"
+
+MAIN = """\
+resources:
+  host_directory.conf:
+    for_each: ${hosts}
+    host: ${each.key}
+    path: %(base)s/${each.key}/kolla
+    mode: "0750"
+  host_file.conf:
+    for_each: ${hosts}
+    host: ${each.key}
+    path: ${host_directory.conf[each.key].path}/service.conf
+    mode: "0640"
+    owner: root
+    group: root
+    template: "name = {{ name }}\\naddress = {{ address }}\\n"
+    vars: {name: "${each.key}", address: "${host[each.key].address}"}
+  host_etc_hosts.all:
+    for_each: ${hosts}
+    host: ${each.key}
+    path: %(base)s/${each.key}/hosts
+"""
+
+
+def _changes(root: Path) -> dict[str, list[str]]:
+    plan = json.loads(run_kplan(root, "plan", "-json", check=True).stdout)
+    return {
+        rc["address"]: rc["change"]["actions"]
+        for rc in plan["resource_changes"]
+        if rc["change"]["actions"] != ["no-op"]
+    }
+
+
+def test_host_provider_over_ssh(lab: Lab, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(lab.inventory, root / "inventory.kp.yaml")
+    (root / "main.kp.yaml").write_text(MAIN % {"base": BASE})
+    names = [h.name for h in lab.hosts]
+    for h in lab.hosts:
+        with lab.ssh(h) as c:
+            run_ssh(c, f"rm -rf {BASE}/{h.name}; mkdir -p {BASE}/{h.name}")
+            run_ssh(c, f"printf '127.0.0.1 localhost\\n' > {BASE}/{h.name}/hosts")
+    run_kplan(root, "init", check=True)
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert _changes(root) == {}
+
+    h = lab.hosts[0]
+    with lab.ssh(h) as c:
+        code, out, _ = run_ssh(c, f"cat {BASE}/{h.name}/kolla/service.conf")
+        assert out == f"name = {h.name}\naddress = {h.address}\n"
+        code, out, _ = run_ssh(c, f"stat -c '%a %U' {BASE}/{h.name}/kolla/service.conf")
+        assert out.split() == ["640", "root"]
+        _, hosts, _ = run_ssh(c, f"cat {BASE}/{h.name}/hosts")
+        assert hosts.startswith("127.0.0.1 localhost\n# BEGIN kplan managed hosts\n")
+        assert all(f" {n}\n" in hosts for n in names)
+        # Drift by hand on the host.
+        run_ssh(c, f"echo edited >> {BASE}/{h.name}/kolla/service.conf")
+        run_ssh(c, f"chmod 0700 {BASE}/{h.name}/kolla")
+        run_ssh(c, f"sed -i 's/^[0-9.]* {names[-1]}$/10.9.9.9 {names[-1]}/' {BASE}/{h.name}/hosts")
+        # sed -i renames a new file in: the inode to keep is the one after it.
+        _, inode, _ = run_ssh(c, f"stat -c %i {BASE}/{h.name}/hosts")
+
+    plan = run_kplan(root, "plan", check=True).stdout
+    assert "content changed outside kplan; restoring it" in plan
+    assert "+ edited" in plan or "- edited" in plan
+    assert _changes(root) == {
+        f'host_file.conf["{h.name}"]': ["update"],
+        f'host_directory.conf["{h.name}"]': ["update"],
+        f'host_etc_hosts.all["{h.name}"]': ["update"],
+    }
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert _changes(root) == {}
+    with lab.ssh(h) as c:
+        _, inode_after, _ = run_ssh(c, f"stat -c %i {BASE}/{h.name}/hosts")
+        assert inode_after == inode
+
+    run_kplan(root, "destroy", "-auto-approve", check=True)
+    with lab.ssh(h) as c:
+        _, hosts, _ = run_ssh(c, f"cat {BASE}/{h.name}/hosts")
+        assert hosts == "127.0.0.1 localhost\n"
+        code, _, _ = run_ssh(c, f"test -e {BASE}/{h.name}/kolla")
+        assert code != 0

@@ -1,0 +1,607 @@
+"""Tests of the host provider (providers/host) through the provider protocol.
+
+The hosts are directories in tmp_path reached through :class:`CountingConnection`,
+a real ``/bin/sh`` connection (kplan's LocalConnection) that counts round
+trips; an unreachable host is a connection that raises HostUnreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kplan.plan.render_diff import DiffOptions, diff_attribute
+from kplan.provider_api import (
+    ApplyRequest,
+    ApplyResponse,
+    ConfigureRequest,
+    HostInfo,
+    PlanRequest,
+    PlanResponse,
+    ReadInstance,
+    ReadRequest,
+    ReadResponse,
+    ValidateRequest,
+)
+from kplan.transport.base import (
+    UNREACHABLE_CODE,
+    CommandResult,
+    Connection,
+    HostUnreachable,
+)
+from kplan.transport.local import LocalConnection
+from kplan.values import UNKNOWN, Secret
+from providers.host import HostProvider, _shell, provider
+from providers.host.etc_hosts import BEGIN, END, parse_block, replace_block
+
+# ---- harness ----------------------------------------------------------------------
+
+
+class CountingConnection(Connection):
+    """A local connection that counts every call; ``down`` makes it unreachable."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.inner = LocalConnection(host)
+        self.runs: list[str] = []
+        self.writes: list[tuple[str, bool]] = []
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise HostUnreachable(self.host, "connection refused", "ssh: port 22")
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        self._check()
+        self.runs.append(command if isinstance(command, str) else " ".join(command))
+        return self.inner.run(command, stdin=stdin, timeout=timeout, check=check)
+
+    def read_file(self, path: str) -> bytes | None:
+        self._check()
+        self.runs.append(f"read {path}")
+        return self.inner.read_file(path)
+
+    def write_file(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        mode: int = 0o644,
+        owner: str | None = None,
+        group: str | None = None,
+        atomic: bool = True,
+    ) -> None:
+        self._check()
+        self.writes.append((path, atomic))
+        self.inner.write_file(path, data, mode=mode, owner=owner, group=group, atomic=atomic)
+
+    def docker(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Lab:
+    """A configured provider and its hosts."""
+
+    def __init__(self, tmp: Path, names: Sequence[str] = ("h1", "h2")) -> None:
+        self.tmp = tmp
+        self.conns = {n: CountingConnection(n) for n in names}
+        self.hosts = {n: HostInfo(n, f"10.0.0.{i + 1}", "local") for i, n in enumerate(names)}
+        self.p = HostProvider()
+        self.p.configure(ConfigureRequest(self.hosts, self.connect))
+        for n in names:
+            (tmp / n).mkdir()
+
+    def connect(self, host: str) -> Connection:
+        conn = self.conns[host]
+        conn._check()
+        return conn
+
+    def dir(self, host: str) -> Path:
+        return self.tmp / host
+
+    def runs(self) -> int:
+        return sum(len(c.runs) for c in self.conns.values())
+
+    def reset(self) -> None:
+        for c in self.conns.values():
+            c.runs.clear()
+            c.writes.clear()
+
+    def validate(self, type_name: str, config: Mapping[str, Any]) -> list[Any]:
+        return list(self.p.validate(ValidateRequest(type_name, config)).diagnostics)
+
+    def plan(
+        self, type_name: str, host: str | None, config: Mapping[str, Any], prior: Any = None
+    ) -> PlanResponse:
+        return self.p.plan(PlanRequest(type_name, f"{type_name}.x", host, prior, config))
+
+    def apply(
+        self,
+        type_name: str,
+        host: str | None,
+        action: str,
+        prior: Any,
+        planned: Any,
+        addr: str = "",
+    ) -> ApplyResponse:
+        return self.p.apply(
+            ApplyRequest(type_name, addr or f"{type_name}.x", host, action, prior, planned)  # type: ignore[arg-type]
+        )
+
+    def create(
+        self, type_name: str, host: str, config: Mapping[str, Any], addr: str = ""
+    ) -> dict[str, Any]:
+        planned = self.plan(type_name, host, config)
+        assert not planned.diagnostics, planned.diagnostics
+        resp = self.apply(type_name, host, "create", None, planned.planned, addr)
+        assert not resp.diagnostics, resp.diagnostics
+        assert resp.new_state is not None
+        return dict(resp.new_state)
+
+    def read(self, type_name: str, items: Sequence[tuple[str, str | None, Any]]) -> ReadResponse:
+        return self.p.read(ReadRequest(type_name, [ReadInstance(a, h, s) for a, h, s in items]))
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    return Lab(tmp_path)
+
+
+def codes(diags: Any) -> list[str]:
+    return [d.code for d in diags]
+
+
+def errors(diags: Any) -> list[Any]:
+    return [d for d in diags if d.is_error]
+
+
+# ---- registration -----------------------------------------------------------------
+
+
+def test_entry_point_object_serves_the_three_types() -> None:
+    assert provider.name == "host"
+    assert set(provider.schema().resources) == {"host_file", "host_directory", "host_etc_hosts"}
+
+
+# ---- host_file: validate ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "attribute", "code"),
+    [
+        ({"path": "etc/x.conf", "content": "x"}, "path", "invalid-path"),
+        ({"path": "/etc/kolla/", "content": "x"}, "path", "invalid-path"),
+        ({"path": "/x", "content": "x", "mode": "0999"}, "mode", "invalid-mode"),
+        ({"path": "/x", "content": "x", "mode": 416}, "mode", "invalid-mode"),
+        ({"path": "/x", "content": "x", "template": "y"}, "template", "conflicting-attributes"),
+        ({"path": "/x"}, "content", "missing-attribute"),
+        ({"path": "/x", "content": "x", "vars": {"a": 1}}, "vars", "conflicting-attributes"),
+        ({"path": "/x", "content": "x", "owner": "bad user"}, "owner", "invalid-owner"),
+        ({"path": "/x", "content": "x", "group": "$(id)"}, "group", "invalid-group"),
+        ({"path": "/x", "template": "{% if %}"}, "template", "template-error"),
+        ({"content": "x"}, "path", "missing-attribute"),
+    ],
+)
+def test_host_file_validation_names_the_attribute(
+    lab: Lab, config: dict[str, Any], attribute: str, code: str
+) -> None:
+    diags = errors(lab.validate("host_file", config))
+    assert [(d.attribute, d.code) for d in diags] == [((attribute,), code)]
+
+
+def test_valid_host_file_configs_pass(lab: Lab) -> None:
+    ok = [
+        {"path": "/etc/x", "content": "x", "mode": "640", "owner": "kolla", "group": 42401},
+        {"path": "/etc/x", "template": "{{ a }}", "vars": {"a": 1}},
+        {"path": UNKNOWN, "content": UNKNOWN, "mode": UNKNOWN},
+        {"path": "/etc/x", "content": Secret("pw")},
+    ]
+    for config in ok:
+        assert lab.validate("host_file", config) == [], config
+
+
+def test_template_syntax_error_names_the_line(lab: Lab) -> None:
+    diags = lab.validate("host_file", {"path": "/x", "template": "a\nb\n{{ x + }}\n"})
+    assert "line 3" in diags[0].summary
+
+
+# ---- host_file: plan and templates ------------------------------------------------
+
+
+def test_template_is_rendered_at_plan_time(lab: Lab) -> None:
+    resp = lab.plan(
+        "host_file",
+        "h1",
+        {"path": "/x", "template": "[db]\nhost = {{ db.host }}\n", "vars": {"db": {"host": "h"}}},
+    )
+    assert resp.diagnostics == []
+    assert resp.planned["content"] == "[db]\nhost = h\n"
+    assert resp.planned["mode"] == "0644"
+    assert len(resp.planned["sha256"]) == 64
+
+
+def test_undefined_template_variable_names_the_line(lab: Lab) -> None:
+    resp = lab.plan(
+        "host_file", "h1", {"path": "/x", "template": "a = 1\nb = {{ missing }}\n", "vars": {}}
+    )
+    (d,) = resp.diagnostics
+    assert d.attribute == ("template",) and d.code == "template-error"
+    assert "line 2" in d.summary and "'missing' is undefined" in d.summary
+
+
+def test_template_sandbox_refuses_python_internals(lab: Lab) -> None:
+    src = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    resp = lab.plan("host_file", "h1", {"path": "/x", "template": src})
+    assert codes(resp.diagnostics) == ["template-error"]
+
+
+def test_secret_vars_make_the_content_secret_and_a_masked_view(lab: Lab) -> None:
+    resp = lab.plan(
+        "host_file",
+        "h1",
+        {
+            "path": "/x",
+            "template": "user = {{ u }}\npass = {{ pw }}\n",
+            "vars": {"u": "k", "pw": Secret("hunter2")},
+        },
+    )
+    planned = resp.planned
+    assert isinstance(planned["content"], Secret) and isinstance(planned["sha256"], Secret)
+    assert planned["content"].reveal() == "user = k\npass = hunter2\n"
+    assert planned["content_masked"] == "user = k\npass = (sensitive)\n"
+    assert "hunter2" not in repr(planned)
+
+
+def test_a_render_error_never_shows_a_secret(lab: Lab) -> None:
+    resp = lab.plan(
+        "host_file",
+        "h1",
+        {
+            "path": "/x",
+            "template": "{{ pw | int(base=None) + pw.nope() }}",
+            "vars": {"pw": Secret("hunter2")},
+        },
+    )
+    assert codes(resp.diagnostics) == ["template-error"]
+    assert "hunter2" not in str(resp.diagnostics)
+
+
+def test_with_secret_inputs_only_a_name_from_the_source_is_shown(lab: Lab) -> None:
+    secret = {"pw": Secret("hunter2"), "d": {}}
+    named = lab.plan("host_file", "h1", {"path": "/x", "template": "a\n{{ port }}", "vars": secret})
+    assert "line 2: 'port' is undefined" in named.diagnostics[0].summary
+    keyed = lab.plan("host_file", "h1", {"path": "/x", "template": "{{ d[pw] }}", "vars": secret})
+    assert codes(keyed.diagnostics) == ["template-error"]
+    assert "hunter2" not in str(keyed.diagnostics) and "hidden" in keyed.diagnostics[0].summary
+
+
+def test_unknown_vars_give_unknown_content(lab: Lab) -> None:
+    resp = lab.plan(
+        "host_file", "h1", {"path": "/x", "template": "{{ a }}", "vars": {"a": UNKNOWN}}
+    )
+    assert resp.planned["content"] is UNKNOWN and resp.planned["sha256"] is UNKNOWN
+
+
+def test_path_change_forces_replacement(lab: Lab, tmp_path: Path) -> None:
+    prior = lab.create("host_file", "h1", {"path": str(tmp_path / "h1/a"), "content": "x\n"})
+    resp = lab.plan("host_file", "h1", {"path": str(tmp_path / "h1/b"), "content": "x\n"}, prior)
+    assert list(resp.requires_replace) == [("path",)]
+
+
+def test_missing_host_is_refused_everywhere(lab: Lab) -> None:
+    cfg = {"path": "/x", "content": "x"}
+    assert codes(lab.plan("host_file", None, cfg).diagnostics) == ["missing-host"]
+    assert codes(lab.apply("host_file", None, "create", None, cfg).diagnostics) == ["missing-host"]
+    read = lab.read("host_file", [("a", None, cfg)])
+    assert codes(read.diagnostics) == ["missing-host"] and "a" not in read.states
+
+
+# ---- host_file: apply ---------------------------------------------------------------
+
+
+def test_create_writes_atomically_with_parents_and_mode(lab: Lab) -> None:
+    path = lab.dir("h1") / "etc/kolla/keystone/keystone.conf"
+    state = lab.create(
+        "host_file", "h1", {"path": str(path), "content": "[DEFAULT]\n", "mode": "640"}
+    )
+    assert path.read_text() == "[DEFAULT]\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert state["mode"] == "0640"
+    assert lab.conns["h1"].writes == [(str(path), True)]
+    # Idempotence: planning the same configuration again gives the recorded state.
+    again = lab.plan(
+        "host_file", "h1", {"path": str(path), "content": "[DEFAULT]\n", "mode": "640"}, state
+    )
+    assert again.planned == state
+
+
+def test_owner_and_group_are_resolved_on_the_host(lab: Lab) -> None:
+    me, my_group = os.getuid(), os.getgid()
+    path = lab.dir("h1") / "owned"
+    state = lab.create(
+        "host_file", "h1", {"path": str(path), "content": "x", "owner": me, "group": str(my_group)}
+    )
+    assert (state["owner"], state["group"]) == (str(me), str(my_group))
+    read = lab.read("host_file", [("a", "h1", state)])
+    assert read.states["a"] == state
+
+
+def test_unknown_owner_or_group_is_named(lab: Lab) -> None:
+    path = str(lab.dir("h1") / "f")
+    for attr in ("owner", "group"):
+        planned = lab.plan(
+            "host_file", "h1", {"path": path, "content": "x", attr: "no-such-kplan-x"}
+        )
+        resp = lab.apply("host_file", "h1", "create", None, planned.planned)
+        (d,) = resp.diagnostics
+        assert d.attribute == (attr,) and d.code == f"unknown-{attr}"
+        assert "no-such-kplan-x" in d.summary and "h1" in d.summary
+    assert not os.path.exists(path)
+
+
+def test_paths_are_quoted_never_interpreted(lab: Lab) -> None:
+    evil = lab.dir("h1") / "a b'$(touch pwned)`touch pwned2`;x"
+    state = lab.create("host_file", "h1", {"path": str(evil), "content": "x"})
+    read = lab.read("host_file", [("a", "h1", state)])
+    assert read.states["a"] == state
+    lab.apply("host_file", "h1", "delete", state, None)
+    assert not evil.exists()
+    assert not list(Path.cwd().glob("pwned*")) and not list(lab.dir("h1").glob("pwned*"))
+
+
+def test_delete_removes_the_file_and_tolerates_its_absence(lab: Lab) -> None:
+    path = lab.dir("h1") / "f"
+    state = lab.create("host_file", "h1", {"path": str(path), "content": "x"})
+    assert lab.apply("host_file", "h1", "delete", state, None).new_state is None
+    assert not path.exists()
+    assert lab.apply("host_file", "h1", "delete", state, None).diagnostics == ()
+
+
+def test_replace_writes_the_new_file_before_removing_the_old(lab: Lab) -> None:
+    old = lab.create("host_file", "h1", {"path": str(lab.dir("h1") / "a"), "content": "x"})
+    planned = lab.plan("host_file", "h1", {"path": str(lab.dir("h1") / "b"), "content": "x"}, old)
+    resp = lab.apply("host_file", "h1", "replace", old, planned.planned)
+    assert resp.diagnostics == [] or resp.diagnostics == ()
+    assert not (lab.dir("h1") / "a").exists() and (lab.dir("h1") / "b").read_text() == "x"
+
+
+# ---- batched refresh ----------------------------------------------------------------
+
+
+def _fifty(lab: Lab) -> list[tuple[str, str | None, Any]]:
+    items = []
+    for host in ("h1", "h2"):
+        for n in range(25):
+            cfg = {"path": str(lab.dir(host) / f"conf/{n}.conf"), "content": f"n = {n}\n"}
+            addr = f'host_file.c["{host}-{n}"]'
+            items.append((addr, host, lab.create("host_file", host, cfg, addr)))
+    return items
+
+
+def test_reading_50_files_on_2_hosts_costs_2_round_trips(lab: Lab) -> None:
+    items = _fifty(lab)
+    lab.reset()
+    read = lab.read("host_file", items)
+    assert lab.runs() == 2
+    assert [len(c.runs) for c in lab.conns.values()] == [1, 1]
+    assert read.diagnostics == []
+    assert all(read.states[a] == s for a, _, s in items)
+
+
+def test_drifted_files_are_read_back_in_one_more_round_trip(lab: Lab) -> None:
+    items = _fifty(lab)
+    for n in (3, 4, 5):
+        (lab.dir("h1") / f"conf/{n}.conf").write_text(f"n = {n}\nedited = yes\n")
+    (lab.dir("h2") / "conf/7.conf").chmod(0o600)
+    (lab.dir("h2") / "conf/8.conf").unlink()
+    lab.reset()
+    read = lab.read("host_file", items)
+    assert [len(c.runs) for c in lab.conns.values()] == [2, 1]
+    changed = {a for a, _, s in items if read.states[a] != s}
+    assert changed == {f'host_file.c["h1-{n}"]' for n in (3, 4, 5)} | {
+        'host_file.c["h2-7"]',
+        'host_file.c["h2-8"]',
+    }
+    assert read.states['host_file.c["h1-3"]']["content"] == "n = 3\nedited = yes\n"
+    assert read.states['host_file.c["h2-7"]']["mode"] == "0600"
+    assert read.states['host_file.c["h2-8"]'] is None
+
+
+def test_an_unreachable_host_only_affects_its_own_instances(lab: Lab) -> None:
+    items = _fifty(lab)
+    lab.conns["h2"].down = True
+    read = lab.read("host_file", items)
+    (d,) = read.diagnostics
+    assert d.code == UNREACHABLE_CODE and "h2" in d.summary and "connection refused" in d.summary
+    assert {a for a in read.states} == {a for a, h, _ in items if h == "h1"}
+    cfg = {"path": str(lab.dir("h2") / "new"), "content": "x"}
+    planned = lab.plan("host_file", "h2", cfg).planned
+    resp = lab.apply("host_file", "h2", "create", None, planned)
+    assert codes(resp.diagnostics) == [UNREACHABLE_CODE] and resp.new_state is None
+    # The reachable host still works.
+    lab.create("host_file", "h1", {"path": str(lab.dir("h1") / "new"), "content": "x"})
+
+
+def test_a_secret_file_read_back_stays_secret(lab: Lab) -> None:
+    path = lab.dir("h1") / "secret.conf"
+    state = lab.create("host_file", "h1", {"path": str(path), "content": Secret("pw = a\n")})
+    assert isinstance(state["content"], Secret)
+    path.write_text("pw = b\n")
+    now = lab.read("host_file", [("a", "h1", state)]).states["a"]
+    assert now is not None
+    assert isinstance(now["content"], Secret) and now["content"].reveal() == "pw = b\n"
+    assert isinstance(now["sha256"], Secret)
+
+
+def test_a_symlink_or_directory_in_place_of_the_file_is_drift(lab: Lab) -> None:
+    path = lab.dir("h1") / "f"
+    state = lab.create("host_file", "h1", {"path": str(path), "content": "x"})
+    path.unlink()
+    path.mkdir()
+    (d,) = lab.read("host_file", [("a", "h1", state)]).diagnostics
+    assert d.code == "not-a-file" and not d.is_error
+    path.rmdir()
+    path.symlink_to(lab.dir("h1") / "elsewhere")
+    read = lab.read("host_file", [("a", "h1", state)])
+    assert codes(read.diagnostics) == ["not-a-file"]
+    assert read.states["a"]["content"] is None  # type: ignore[index]
+    # The next apply writes the file over the link.
+    lab.apply("host_file", "h1", "update", read.states["a"], state)
+    assert not path.is_symlink() and path.read_text() == "x"
+
+
+def test_the_plan_shows_a_line_diff_of_a_drifted_file(lab: Lab) -> None:
+    path = lab.dir("h1") / "app.conf"
+    body = "".join(f"line{n} = {n}\n" for n in range(10))
+    cfg = {"path": str(path), "content": body}
+    state = lab.create("host_file", "h1", cfg)
+    path.write_text(body.replace("line5 = 5", "line5 = 55"))
+    now = lab.read("host_file", [("a", "h1", state)]).states["a"]
+    assert now is not None
+    planned = lab.plan("host_file", "h1", cfg, now).planned
+    lines = diff_attribute(
+        "content = ", now["content"], planned["content"], 4, ("content",), DiffOptions()
+    )
+    changed = [(ln.sym, ln.text) for ln in lines if ln.sym in "+-" and ln.sym]
+    assert changed == [("-", "line5 = 55"), ("+", "line5 = 5")]
+    assert any("unchanged line" in ln.text for ln in lines)
+
+
+# ---- host_directory -----------------------------------------------------------------
+
+
+def test_directory_is_created_with_parents_and_read_back(lab: Lab) -> None:
+    path = lab.dir("h1") / "a/b/c"
+    state = lab.create("host_directory", "h1", {"path": str(path), "mode": "0750"})
+    assert path.is_dir() and stat.S_IMODE(path.stat().st_mode) == 0o750
+    assert lab.read("host_directory", [("d", "h1", state)]).states["d"] == state
+    path.chmod(0o700)
+    assert lab.read("host_directory", [("d", "h1", state)]).states["d"]["mode"] == "0700"  # type: ignore[index]
+    # Repair is an update in place.
+    resp = lab.apply("host_directory", "h1", "update", {**state, "mode": "0700"}, state)
+    assert resp.new_state == state and stat.S_IMODE(path.stat().st_mode) == 0o750
+
+
+def test_directory_delete_removes_only_an_empty_one(lab: Lab) -> None:
+    path = lab.dir("h1") / "d"
+    state = lab.create("host_directory", "h1", {"path": str(path)})
+    (path / "data").write_text("keep me")
+    resp = lab.apply("host_directory", "h1", "delete", state, None)
+    assert resp.new_state is None and codes(resp.diagnostics) == ["directory-not-empty"]
+    assert not errors(resp.diagnostics) and (path / "data").exists()
+    (path / "data").unlink()
+    resp = lab.apply("host_directory", "h1", "delete", state, None)
+    assert resp.diagnostics == () and not path.exists()
+
+
+def test_directory_validation(lab: Lab) -> None:
+    assert codes(lab.validate("host_directory", {"path": "rel"})) == ["invalid-path"]
+    assert codes(lab.validate("host_directory", {"path": "/"})) == ["invalid-path"]
+    assert codes(lab.validate("host_directory", {"path": "/x", "mode": "7777x"})) == [
+        "invalid-mode"
+    ]
+
+
+# ---- host_etc_hosts -----------------------------------------------------------------
+
+
+FOREIGN = "127.0.0.1 localhost\n::1 ip6-localhost\n# a comment kept\n"
+
+
+def test_block_is_added_and_replaced_without_touching_other_lines() -> None:
+    one = replace_block(FOREIGN, {"b": "10.0.0.2", "a": "10.0.0.1"})
+    assert one == FOREIGN + f"{BEGIN}\n10.0.0.1 a\n10.0.0.2 b\n{END}\n"
+    two = replace_block(one + "10.9.9.9 after\n", {"c": "10.0.0.3"})
+    assert two == FOREIGN + f"{BEGIN}\n10.0.0.3 c\n{END}\n10.9.9.9 after\n"
+    assert parse_block(two) == {"c": "10.0.0.3"}
+    assert replace_block(two, None) == FOREIGN + "10.9.9.9 after\n"
+    assert replace_block("no newline", {"a": "10.0.0.1"}).startswith("no newline\n# BEGIN")
+    assert parse_block(FOREIGN) is None
+
+
+def test_etc_hosts_defaults_to_the_inventory_and_edits_in_place(lab: Lab) -> None:
+    hosts = lab.dir("h1") / "hosts"
+    hosts.write_text(FOREIGN)
+    hosts.chmod(0o644)
+    inode = hosts.stat().st_ino
+    state = lab.create("host_etc_hosts", "h1", {"path": str(hosts)})
+    assert state["entries"] == {"h1": "10.0.0.1", "h2": "10.0.0.2"}
+    assert hosts.read_text() == FOREIGN + f"{BEGIN}\n10.0.0.1 h1\n10.0.0.2 h2\n{END}\n"
+    assert hosts.stat().st_ino == inode
+    assert lab.conns["h1"].writes == [(str(hosts), False)]
+    assert lab.read("host_etc_hosts", [("e", "h1", state)]).states["e"] == state
+    # A foreign line added later survives an update.
+    with hosts.open("a") as f:
+        f.write("192.168.1.1 router\n")
+    planned = lab.plan(
+        "host_etc_hosts", "h1", {"path": str(hosts), "entries": {"db": "10.1.1.1"}}, state
+    )
+    resp = lab.apply("host_etc_hosts", "h1", "update", state, planned.planned)
+    assert resp.new_state == {"path": str(hosts), "entries": {"db": "10.1.1.1"}}
+    text = hosts.read_text()
+    assert (
+        text.startswith(FOREIGN)
+        and "10.1.1.1 db\n" in text
+        and text.endswith("192.168.1.1 router\n")
+    )
+    assert hosts.stat().st_ino == inode
+    assert lab.apply("host_etc_hosts", "h1", "delete", resp.new_state, None).new_state is None
+    assert hosts.read_text() == FOREIGN + "192.168.1.1 router\n"
+
+
+def test_etc_hosts_drift_when_the_block_is_edited(lab: Lab) -> None:
+    hosts = lab.dir("h1") / "hosts"
+    hosts.write_text(FOREIGN)
+    state = lab.create("host_etc_hosts", "h1", {"path": str(hosts), "entries": {"a": "10.0.0.1"}})
+    hosts.write_text(hosts.read_text().replace("10.0.0.1 a", "10.0.0.9 a"))
+    assert lab.read("host_etc_hosts", [("e", "h1", state)]).states["e"] == {
+        "path": str(hosts),
+        "entries": {"a": "10.0.0.9"},
+    }
+    hosts.write_text(FOREIGN)
+    assert lab.read("host_etc_hosts", [("e", "h1", state)]).states["e"] == {
+        "path": str(hosts),
+        "entries": None,
+    }
+
+
+def test_etc_hosts_entries_are_checked(lab: Lab) -> None:
+    diags = lab.validate(
+        "host_etc_hosts", {"entries": {"ok": "10.0.0.1", "bad": "10.0.0.300", "x y": "10.0.0.1"}}
+    )
+    assert sorted(d.attribute for d in diags) == [("entries", "bad"), ("entries", "x y")]
+
+
+def test_etc_hosts_reads_many_hosts_in_one_command_each(lab: Lab) -> None:
+    items = []
+    for h in ("h1", "h2"):
+        (lab.dir(h) / "hosts").write_text(FOREIGN)
+        items.append(
+            (f"e{h}", h, lab.create("host_etc_hosts", h, {"path": str(lab.dir(h) / "hosts")}))
+        )
+    lab.reset()
+    read = lab.read("host_etc_hosts", items)
+    assert lab.runs() == 2 and all(read.states[a] == s for a, _, s in items)
+
+
+# ---- shell helpers ------------------------------------------------------------------
+
+
+def test_parse_stat_refuses_a_truncated_reply() -> None:
+    with pytest.raises(ValueError, match="no record for 1 of 2"):
+        _shell.parse_stat("0 missing\n", 2)
