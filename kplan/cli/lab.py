@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -41,17 +42,32 @@ def up(
         str | None,
         typer.Option("--subnet", "-subnet", help="The lab's IPv4 subnet (default 10.231.0.0/24)."),
     ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            "-inventory",
+            help="Also write the inventory (a hosts: file) here, e.g. into a root module; "
+            "`down` removes it unless you changed it.",
+        ),
+    ] = None,
 ) -> None:
     """Create the lab, or repair it: running twice is fine.
 
-    Example: sudo kplan lab up --hosts 3
+    Example: sudo kplan lab up --hosts 3 --inventory examples/lab/inventory.kp.yaml
     """
+    from kplan.lab.lifecycle import copy_inventory
     from kplan.lab.lifecycle import up as do_up
 
     try:
         res = do_up(name, hosts, subnet, _echo)
+        if inventory is not None:
+            copy_inventory(res.spec, inventory)
     except LabError as exc:
         raise _fail(exc) from None
+    except OSError as exc:
+        typer.echo(f"Error: cannot write the inventory to {inventory}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
     spec = res.spec
     if res.started:
         typer.echo("Started: " + ", ".join(res.started))
@@ -60,7 +76,7 @@ def up(
     for h in spec.all_hosts():
         typer.echo(f"  {h.name:<8} {h.address:<15} {','.join(h.groups)}")
     typer.echo(f"Registry:    {spec.registry}")
-    typer.echo(f"Inventory:   {spec.inventory}")
+    typer.echo(f"Inventory:   {spec.inventory}" + (f" (and {inventory})" if inventory else ""))
     typer.echo(f"SSH key:     {spec.ssh_key}")
     typer.echo(f"known_hosts: {spec.known_hosts}")
     typer.echo(f"Lab {spec.name} up in {res.seconds:.1f} s.")

@@ -151,6 +151,33 @@ def _write_inventory(spec: LabSpec) -> None:
     spec.inventory.write_text("\n".join(lines) + "\n")
 
 
+def copy_inventory(spec: LabSpec, target: Path) -> None:
+    """Write the lab's inventory to ``target`` too (a root module's folder, say);
+    ``down`` removes the copy unless someone changed it since."""
+    data = spec.inventory.read_text()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(data)
+    copies = spec.dir / "inventory-copies"
+    listed = copies.read_text().splitlines() if copies.exists() else []
+    path = str(target.resolve())
+    if path not in listed:
+        copies.write_text("".join(f"{p}\n" for p in [*listed, path]))
+
+
+def _rm_inventory_copies(spec: LabSpec) -> list[str]:
+    copies = spec.dir / "inventory-copies"
+    if not copies.exists() or not spec.inventory.exists():
+        return []
+    ours = spec.inventory.read_text()
+    removed = []
+    for line in copies.read_text().splitlines():
+        copy = Path(line)
+        if copy.is_file() and copy.read_text() == ours:
+            copy.unlink()
+            removed.append(f"inventory copy {copy}")
+    return removed
+
+
 def _write_known_hosts(spec: LabSpec) -> None:
     lines = []
     for h in spec.all_hosts():
@@ -541,6 +568,7 @@ def down(name: str, echo: Echo) -> DownResult:
         net.delete_bridge(spec)
         removed.append(f"bridge {spec.bridge}")
     removed += _rm_cgroups(spec)
+    removed += _rm_inventory_copies(spec)
     if spec.dir.exists():
         removed += _unmount_under(spec.dir)
         shutil.rmtree(spec.dir)

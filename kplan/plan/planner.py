@@ -163,7 +163,15 @@ def _make_plan(
     records = dict(recorded)
     drift: list[ResourceChange] = []
     if options.refresh and records:
-        records, drift, rdiags = refresh(records, inputs.registry, options.parallelism)
+        # An excluded host is not read either: -exclude host:NAME is how a plan goes
+        # ahead while that host is down.
+        skipped: dict[str, ResourceRecord] = {}
+        fresh = records
+        if selection.host_excludes:
+            skipped = {a: r for a, r in records.items() if r.host in selection.host_excludes}
+            fresh = {a: r for a, r in records.items() if a not in skipped}
+        records, drift, rdiags = refresh(fresh, inputs.registry, options.parallelism)
+        records.update(skipped)
         diags.extend(rdiags)
         if diags.has_errors:
             return _empty(inputs, options), diags

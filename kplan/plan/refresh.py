@@ -10,7 +10,7 @@ state stays one after the read.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -20,6 +20,7 @@ from kplan.plan.model import Action, Reason, ResourceChange
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import ReadInstance, ReadRequest, ReadResponse
 from kplan.state.records import ResourceRecord
+from kplan.transport.base import UNREACHABLE_CODE
 from kplan.values import mark_paths, secret_paths
 
 __all__ = ["refresh"]
@@ -53,12 +54,30 @@ def refresh(
         responses = list(pool.map(lambda j: _read(*j), jobs))
     out = dict(records)
     drift: list[ResourceChange] = []
+    seen: set[str] = set()
     for (_, req), resp in zip(jobs, responses, strict=True):
-        diags.extend(resp.diagnostics)
+        diags.extend(_once_per_host(resp.diagnostics, seen))
         for inst in req.instances:
             rec = records[inst.address]
             _apply_read(rec, resp, out, drift, computed[req.type_name])
     return out, drift, diags
+
+
+def _once_per_host(diagnostics: Sequence[Diagnostic], seen: set[str]) -> list[Diagnostic]:
+    """An unreachable host is said once, however many types and instances it holds,
+    with the way to plan the other hosts meanwhile."""
+    out = []
+    for d in diagnostics:
+        if d.code == UNREACHABLE_CODE:
+            if d.summary in seen:
+                continue
+            seen.add(d.summary)
+            host = d.summary.removeprefix("host ").split(":", 1)[0]
+            hint = f"To plan the other hosts meanwhile: kplan plan -exclude host:{host}"
+            detail = f"{d.detail}\n{hint}" if d.detail else hint
+            d = Diagnostic(d.severity, d.summary, detail, d.pos, d.code, d.attribute)
+        out.append(d)
+    return out
 
 
 def _read(provider: object, req: ReadRequest) -> ReadResponse:
