@@ -162,6 +162,11 @@ class PlanResponse:
     # Attribute paths whose change forces a replace.
     requires_replace: Sequence[Path] = ()
     diagnostics: Sequence[Diagnostic] = ()
+    # Why the provider plans a change that the attributes alone do not explain, in
+    # words for people: drift it found on refresh ("container stopped outside kplan",
+    # "tag 2024.1 moved in the registry"). Each becomes a drift reason; a non-empty
+    # list makes the action at least an update.
+    reasons: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

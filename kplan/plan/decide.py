@@ -207,6 +207,7 @@ class InstancePlanner:
         if (
             prior is not None
             and str(inst.addr) not in self.replace
+            and not self._drifted(str(inst.addr), rec)
             and _unchanged(schema, prior, config)
         ):
             # The configuration is what was applied (and refresh found it real): a
@@ -236,6 +237,16 @@ class InstancePlanner:
         if action in _CHANGED:
             self.changed[inst.addr.config][inst.addr.key] = change
         return change, planned
+
+    def _drifted(self, addr_s: str, rec: ResourceRecord | None) -> bool:
+        """Refresh changed the record: the provider must see it (drift of computed values)."""
+        before = self.recorded.get(addr_s)
+        return (
+            rec is not None
+            and before is not None
+            and before is not rec
+            and before.attributes != rec.attributes
+        )
 
     def _provider_plan(
         self, provider: Any, inst: Instance, prior: dict[str, Any] | None, config: dict[str, Any]
@@ -303,8 +314,11 @@ class InstancePlanner:
             changed: list[Reason] = []
         else:
             changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
+        drift = [Reason("drift", text) for text in resp.reasons]
         if replace:
-            return Action.REPLACE, replace + [r for r in changed if r.kind != "unknown"]
+            return Action.REPLACE, drift + replace + [r for r in changed if r.kind != "unknown"]
+        if drift:
+            return Action.UPDATE, drift + [r for r in changed if r.kind != "unknown"]
         if changed:
             return Action.UPDATE, changed
         restart = self._triggers(inst, inst.resource.lifecycle.restart_on, "restart")

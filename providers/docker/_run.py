@@ -1,0 +1,211 @@
+"""Running containers: create from a normalized spec, wait until healthy, logs, remove.
+
+Shared by ``docker_container`` (long-running, waits for "healthy") and
+``docker_job`` (one-shot, waits for its exit). Every call goes through
+:func:`~providers.docker._base.guard`, so a failure is a :class:`Failed` that
+names the container and the host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kplan.diagnostics import Diagnostic, Severity
+
+from ._base import ADDRESS_LABEL, MANAGED_LABEL, SPEC_LABEL, Failed, Target
+from ._spec import api_binds, healthcheck_arg, restart_policy_arg, ulimits_arg
+
+__all__ = [
+    "LOG_TAIL",
+    "create_container",
+    "find_by_name",
+    "log_tail",
+    "remove_container",
+    "wait_healthy",
+]
+
+LOG_TAIL = 20
+POLL_SECONDS = 0.5
+# Without a healthcheck a container counts as up once it has run this long unrestarted.
+STABLE_SECONDS = 2.0
+
+
+def find_by_name(t: Target, name: str) -> dict[str, Any] | None:
+    """The container called ``name`` (any state), or None; one list call."""
+    with t.guard(f'looking for container "{name}"'):
+        found = t.api.containers(all=True, filters={"name": f"^/{name}$"})
+    for c in found:
+        if f"/{name}" in (c.get("Names") or []):
+            return dict(c)
+    return None
+
+
+def clear_name(t: Target, name: str, stop_timeout: int) -> None:
+    """Remove a container called ``name`` that kplan left for this address; refuse others."""
+    old = find_by_name(t, name)
+    if old is None:
+        return
+    labels = old.get("Labels") or {}
+    if labels.get(ADDRESS_LABEL) != t.address:
+        owner = labels.get(ADDRESS_LABEL)
+        why = (
+            f"kplan manages it as {owner}"
+            if owner
+            else "kplan does not manage it (it has no kplan.address label)"
+        )
+        raise Failed(
+            Diagnostic(
+                Severity.ERROR,
+                f'host {t.host}: a container named "{name}" already exists',
+                f"{why}; remove it (docker rm -f {name}) or choose another name",
+                None,
+                "container-exists",
+                ("name",),
+            )
+        )
+    remove_container(t, old["Id"], name, stop_timeout)
+
+
+def create_container(
+    t: Target, spec: Mapping[str, Any], spec_hash: str, stop_timeout: int | None = None
+) -> str:
+    """Create (not start) a container from a normalized spec; its id."""
+    name = spec["name"]
+    labels = {
+        **spec["labels"],
+        MANAGED_LABEL: "true",
+        ADDRESS_LABEL: t.address,
+        SPEC_LABEL: spec_hash,
+    }
+    with t.guard(f'creating container "{name}"'):
+        host_config = t.api.create_host_config(
+            binds=api_binds(spec) or None,
+            network_mode=spec["network_mode"],
+            privileged=spec["privileged"],
+            cap_add=spec["cap_add"] or None,
+            cap_drop=spec["cap_drop"] or None,
+            ulimits=ulimits_arg(spec["ulimits"]) or None,
+            restart_policy=restart_policy_arg(spec["restart_policy"]),
+        )
+    try:
+        with t.guard(f'creating container "{name}" from image {spec["image"]}', "image"):
+            created = t.api.create_container(
+                spec["image"],
+                command=spec["command"],
+                entrypoint=spec["entrypoint"],
+                environment=spec["environment"] or None,
+                name=name,
+                labels=labels,
+                host_config=host_config,
+                healthcheck=healthcheck_arg(spec["healthcheck"]),
+                stop_timeout=stop_timeout,
+                detach=True,
+            )
+    except Failed as exc:
+        raise Failed(
+            *(_explain_missing_image(d, spec["image"], t.host) for d in exc.diagnostics)
+        ) from None
+    return str(created["Id"])
+
+
+def _explain_missing_image(d: Diagnostic, image: str, host: str) -> Diagnostic:
+    if "No such image" not in d.detail:
+        return d
+    hint = (
+        f"{d.detail}\nthe image {image} is not on host {host}: pull it with a docker_image "
+        "resource and refer to it (image: ${docker_image.NAME.repo_digest})"
+    )
+    return Diagnostic(d.severity, d.summary, hint, d.pos, d.code, d.attribute)
+
+
+def start(t: Target, cid: str, name: str) -> None:
+    with t.guard(f'starting container "{name}"'):
+        t.api.start(cid)
+
+
+def log_tail(t: Target, cid: str, lines: int = LOG_TAIL) -> str:
+    """The container's last log lines (stdout and stderr), or a note why there are none."""
+    try:
+        with t.guard("reading logs"):
+            raw = t.api.logs(cid, stdout=True, stderr=True, tail=lines)
+    except Failed as exc:
+        return f"(logs unavailable: {exc.diagnostics[0].detail or exc.diagnostics[0].summary})"
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.rstrip("\n") or "(no output)"
+
+
+def _health_output(state: Mapping[str, Any]) -> str:
+    health = state.get("Health") or {}
+    log = health.get("Log") or []
+    out = []
+    for entry in log[-3:]:
+        text = " ".join(str(entry.get("Output", "")).split())
+        out.append(f"  exit {entry.get('ExitCode')}: {text[:300]}")
+    return "\n".join(out) or "  (no health check has run yet)"
+
+
+def wait_healthy(
+    t: Target, cid: str, name: str, timeout: float, has_healthcheck: bool
+) -> dict[str, Any]:
+    """Block until the container is healthy (or, without a healthcheck, stably running).
+
+    Fails at once when the container exits, and at the timeout with the last
+    log lines and the health checks' output. Returns the last inspect.
+    """
+    deadline = time.monotonic() + timeout
+    stable_since: tuple[str, int, float] | None = None
+    while True:
+        with t.guard(f'inspecting container "{name}"'):
+            info = t.api.inspect_container(cid)
+        state = info.get("State") or {}
+        status = state.get("Status")
+        now = time.monotonic()
+        if status in ("exited", "dead"):
+            raise _failure(
+                t, cid, f'container "{name}" exited with code {state.get("ExitCode")}', state
+            )
+        if has_healthcheck:
+            if (state.get("Health") or {}).get("Status") == "healthy":
+                return dict(info)
+        elif status == "running":
+            mark = (str(state.get("StartedAt")), int(info.get("RestartCount") or 0))
+            if stable_since is None or stable_since[:2] != mark:
+                stable_since = (*mark, now)
+            elif now - stable_since[2] >= min(STABLE_SECONDS, timeout):
+                return dict(info)
+        else:
+            stable_since = None
+        if now >= deadline:
+            want = "healthy" if has_healthcheck else "running"
+            health = (state.get("Health") or {}).get("Status", status)
+            raise _failure(
+                t,
+                cid,
+                f'container "{name}" was not {want} after {timeout:g} s (it is {health})',
+                state,
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def _failure(t: Target, cid: str, summary: str, state: Mapping[str, Any]) -> Failed:
+    detail = [f"last {LOG_TAIL} log lines:", log_tail(t, cid)]
+    if state.get("Health"):
+        detail += ["health checks:", _health_output(state)]
+    detail.append("the container is left in place to inspect; the next apply replaces it")
+    return Failed(
+        Diagnostic.error(f"host {t.host}: {summary}", "\n".join(detail), code="container-unhealthy")
+    )
+
+
+def remove_container(t: Target, cid: str, name: str, stop_timeout: int) -> None:
+    """Stop (gracefully, up to ``stop_timeout``) and remove; a container already gone is fine."""
+    try:
+        with t.guard(f'stopping container "{name}"'):
+            t.api.stop(cid, timeout=stop_timeout)
+        with t.guard(f'removing container "{name}"'):
+            t.api.remove_container(cid, v=False, force=True)
+    except Failed as exc:
+        if exc.status != 404:  # 404: gone already, nothing left to do
+            raise
