@@ -6,9 +6,21 @@ import pytest
 
 from tests.e2e.conftest import REPO, run_kplan
 
+# Examples that deploy onto lab hosts run in tests/integration/test_lab_example.py,
+# which brings the lab up for them.
+ON_LAB = {"lab"}
 EXAMPLES = sorted(
-    p.name for p in (REPO / "examples").iterdir() if p.is_dir() and any(p.glob("*.kp.yaml"))
+    p.name
+    for p in (REPO / "examples").iterdir()
+    if p.is_dir() and any(p.glob("*.kp.yaml")) and p.name not in ON_LAB
 )
+
+
+def test_lab_examples_have_their_own_test() -> None:
+    tests = (REPO / "tests/integration/test_lab_example.py").read_text()
+    for name in ON_LAB:
+        assert (REPO / "examples" / name).is_dir()
+        assert f'"examples/{name}"' in tests
 
 
 def test_there_are_examples() -> None:

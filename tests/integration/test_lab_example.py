@@ -1,0 +1,204 @@
+"""examples/lab on three real lab hosts, through the CLI: the issue's whole story.
+
+Deploy; a second plan changes nothing; a config change restarts only the
+containers that mount it; a container stopped by hand is drift that apply
+repairs; ``destroy -target`` of one host's container leaves the others; an
+unknown host key is refused until accepted; an unreachable host fails alone.
+The tests run in file order on one lab and one copy of the example.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, run_kplan
+from tests.integration.lab_fixture import Lab, LabHost, check, kplan_lab, lab_up, run_ssh
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def lab3() -> Iterator[Lab]:
+    yield from lab_up(3, ("rsyslog", "memcached"))
+
+
+@pytest.fixture(scope="module")
+def root(lab3: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dst = tmp_path_factory.mktemp("example") / "lab"
+    shutil.copytree(
+        REPO / "examples/lab", dst, ignore=shutil.ignore_patterns(".kplan", "*.plan", "inv*")
+    )
+    # What the README does: `kplan lab up --inventory` writes the hosts into the module.
+    check(kplan_lab("up", "--name", lab3.name, "--inventory", str(dst / "inventory.kp.yaml")))
+    assert (dst / "inventory.kp.yaml").read_text() == lab3.inventory.read_text()
+    return dst
+
+
+def _docker(lab: Lab, host: LabHost, command: str) -> str:
+    client = lab.ssh(host)
+    try:
+        code, out, err = run_ssh(client, command)
+    finally:
+        client.close()
+    assert code == 0, err
+    return out
+
+
+def _started(lab: Lab, i: int, name: str) -> str:
+    """When the container last started (changes on restart and on replace)."""
+    host = lab.hosts[i]
+    return _docker(lab, host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {name}").strip()
+
+
+def _names(lab: Lab, i: int) -> set[str]:
+    out = _docker(lab, lab.hosts[i], "docker ps --format '{{.Names}}'")
+    return set(out.split())
+
+
+def _memcached_answers(address: str) -> bool:
+    with socket.create_connection((address, 11211), timeout=5) as s:
+        s.sendall(b"stats\r\nquit\r\n")
+        return b"STAT pid" in s.recv(65536)
+
+
+def test_deploy(lab3: Lab, root: Path) -> None:
+    run_kplan(root, "init", check=True)
+    run_kplan(root, "validate", check=True)
+    assert run_kplan(root, "fmt", "-check", ".").returncode == 0
+    plan = run_kplan(root, "plan", "-out", "lab.plan", check=True)
+    assert "Plan: 22 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout
+    run_kplan(root, "apply", "lab.plan", check=True)
+    assert _names(lab3, 0) == {"rsyslog"}
+    assert _names(lab3, 1) == _names(lab3, 2) == {"rsyslog", "memcached"}
+    for h in lab3.hosts[1:]:
+        assert _memcached_answers(h.address)
+    # The log collector works: a line sent to node1's rsyslog lands in its log directory.
+    _docker(lab3, lab3.hosts[1], f"logger -n {lab3.hosts[0].address} -T -P 514 kplan-was-here")
+    log = _docker(lab3, lab3.hosts[0], "sleep 1; cat /srv/kolla/log/*.log")
+    assert "kplan-was-here" in log
+    # /etc/hosts on every host names every host.
+    hosts_file = _docker(lab3, lab3.hosts[2], "cat /etc/hosts")
+    for h in lab3.hosts:
+        assert re.search(rf"^{re.escape(h.address)}\s+{h.name}\b", hosts_file, re.M), hosts_file
+
+
+def test_second_plan_has_no_changes(root: Path) -> None:
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def test_config_change_restarts_only_what_mounts_it(lab3: Lab, root: Path) -> None:
+    before = {(i, n): _started(lab3, i, n) for i in (1, 2) for n in ("rsyslog", "memcached")}
+    var = ("-var", "log_format=RSYSLOG_FileFormat")
+    plan = run_kplan(root, "plan", *var, "-json", check=True)
+    changes = {
+        c["address"]: c["change"]["actions"]
+        for c in json.loads(plan.stdout)["resource_changes"]
+        if c["change"]["actions"] != ["no-op"]
+    }
+    assert set(changes) == {
+        *(f'host_file.rsyslog_conf["{h.name}"]' for h in lab3.hosts),
+        *(f'docker_container.rsyslog["{h.name}"]' for h in lab3.hosts),
+    }
+    text = run_kplan(root, "plan", *var, check=True).stdout
+    assert 'docker_container.rsyslog["node2"] will be restarted' in text
+    assert '(because restart: host_file.rsyslog_conf["node2"] changed)' in text
+    run_kplan(root, "apply", "-auto-approve", *var, check=True)
+    for i in (1, 2):
+        assert _started(lab3, i, "rsyslog") != before[(i, "rsyslog")]
+        assert _started(lab3, i, "memcached") == before[(i, "memcached")]
+    conf = _docker(lab3, lab3.hosts[0], "cat /etc/kolla/rsyslog/rsyslog.conf")
+    assert 'template="RSYSLOG_FileFormat"' in conf
+    assert run_kplan(root, "plan", *var, "-detailed-exitcode").returncode == 0
+    run_kplan(root, "apply", "-auto-approve", check=True)  # back to the default format
+
+
+def test_container_stopped_by_hand_is_drift_that_apply_repairs(lab3: Lab, root: Path) -> None:
+    _docker(lab3, lab3.hosts[1], "docker stop memcached")
+    plan = run_kplan(root, "plan", "-detailed-exitcode")
+    assert plan.returncode == 2, plan.stderr
+    assert 'docker_container.memcached["node2"]' in plan.stdout
+    assert "outside kplan" in plan.stdout
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    assert "memcached" in _names(lab3, 1)
+    assert _memcached_answers(lab3.hosts[1].address)
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def test_destroy_target_leaves_the_other_hosts_running(lab3: Lab, root: Path) -> None:
+    target = 'docker_container.memcached["node3"]'
+    out = run_kplan(root, "destroy", "-auto-approve", "-target", target, check=True).stdout
+    assert "1 destroyed" in out
+    assert _names(lab3, 2) == {"rsyslog"}
+    assert _names(lab3, 1) == {"rsyslog", "memcached"}
+    listed = run_kplan(root, "state", "list", check=True).stdout.split()
+    assert target not in listed and 'docker_container.memcached["node2"]' in listed
+    run_kplan(root, "apply", "-auto-approve", check=True)  # and back
+    assert _names(lab3, 2) == {"rsyslog", "memcached"}
+
+
+def _inventory_edit(root: Path, host: str, key: str, value: str) -> str:
+    """Change one key of one host in the module's inventory; return the old text."""
+    path = root / "inventory.kp.yaml"
+    old = path.read_text()
+    block = re.search(rf"^  {host}:\n(?:    .*\n)+", old, re.M)
+    assert block is not None
+    new_block = re.sub(rf"^    {key}: .*$", f"    {key}: {value}", block.group(0), flags=re.M)
+    path.write_text(old.replace(block.group(0), new_block))
+    return old
+
+
+def test_unknown_host_key_is_refused_until_accepted(lab3: Lab, root: Path) -> None:
+    empty = root / "empty_known_hosts"
+    empty.write_text("")
+    old = _inventory_edit(root, "node3", "known_hosts", str(empty))
+    try:
+        plan = run_kplan(root, "plan")
+        assert plan.returncode == 1
+        assert re.search(
+            r"host node3: unknown host key: \S+ presents ssh-ed25519 key SHA256:\S+", plan.stderr
+        ), plan.stderr
+        assert "-accept-new-host-keys" in plan.stderr
+        accepted = run_kplan(root, "plan", "-accept-new-host-keys", "-detailed-exitcode")
+        assert accepted.returncode == 0, accepted.stderr
+        # Recorded in state: trusted from now on without the flag.
+        assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+    finally:
+        (root / "inventory.kp.yaml").write_text(old)
+
+
+def test_unreachable_host_fails_alone_and_the_others_land(lab3: Lab, root: Path) -> None:
+    old = _inventory_edit(root, "node3", "port", "2222")  # nothing listens there
+    try:
+        apply = run_kplan(
+            root, "apply", "-auto-approve", "-refresh=false", "-var", "memcached_memory=32"
+        )
+        assert apply.returncode == 1
+        assert f"host node3: cannot connect to {lab3.hosts[2].address}:2222" in apply.stderr
+        assert "connection refused" in apply.stderr and "Traceback" not in apply.stderr
+        # node2's memcached was replaced with the new setting and recorded in state.
+        cmd = _docker(lab3, lab3.hosts[1], "docker inspect -f '{{json .Config.Cmd}}' memcached")
+        assert '"32"' in cmd
+        shown = run_kplan(
+            root, "state", "show", 'docker_container.memcached["node2"]', check=True
+        ).stdout
+        assert '"32"' in shown
+    finally:
+        (root / "inventory.kp.yaml").write_text(old)
+    # node3 is back: the plan still has its change to make.
+    plan = run_kplan(root, "plan", "-var", "memcached_memory=32", "-no-color", check=True)
+    assert 'docker_container.memcached["node3"] must be replaced' in plan.stdout
+    assert 'docker_container.memcached["node2"]' not in plan.stdout
+
+
+def test_destroy_everything(lab3: Lab, root: Path) -> None:
+    run_kplan(root, "destroy", "-auto-approve", check=True)
+    for i in range(3):
+        assert _names(lab3, i) == set()
+    assert run_kplan(root, "state", "list", check=True).stdout == ""
