@@ -13,6 +13,8 @@ import json
 import re
 import shutil
 import socket
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,6 +197,51 @@ def test_unreachable_host_fails_alone_and_the_others_land(lab3: Lab, root: Path)
     plan = run_kplan(root, "plan", "-var", "memcached_memory=32", "-no-color", check=True)
     assert 'docker_container.memcached["node3"] must be replaced' in plan.stdout
     assert 'docker_container.memcached["node2"]' not in plan.stdout
+
+
+def test_all_in_one_with_connection_local(lab3: Lab) -> None:
+    """kplan run on a host itself (`connection: local`): no SSH, the host's own dockerd."""
+    node1 = lab3.hosts[0]
+    # /var/tmp is shared with the lab hosts (their /tmp, /etc, /run and /srv are their own).
+    work = Path(tempfile.mkdtemp(prefix="kplan-aio-", dir="/var/tmp"))
+    try:
+        (work / "main.kp.yaml").write_text(
+            f"""\
+hosts:
+  aio: {{connection: local}}
+resources:
+  host_file.marker:
+    host: aio
+    path: /etc/kolla/aio/marker.conf
+    content: "all in one\\n"
+  docker_image.memcached:
+    host: aio
+    name: {lab3.registry}/kplan/memcached
+    tag: bookworm
+  docker_container.memcached:
+    host: aio
+    name: aio-memcached
+    image: ${{docker_image.memcached.repo_digest}}
+    command: [memcached, -u, memcache, -l, {node1.address}, -p, "11311"]
+    healthcheck:
+      test: bash -c 'echo > /dev/tcp/{node1.address}/11311'
+      interval: 2s
+    restart_on: [host_file.marker]
+"""
+        )
+        kplan = f"cd {work} && {sys.executable} -m kplan"
+        for step in ("init", "apply -auto-approve -no-color"):
+            out = _docker(lab3, node1, f"{kplan} {step} 2>&1")
+        assert "Apply complete! Resources: 3 added" in out
+        assert "aio-memcached" in _names(lab3, 0)
+        assert _docker(lab3, node1, "cat /etc/kolla/aio/marker.conf") == "all in one\n"
+        # Written inside the host's own /etc, not on the machine running the test.
+        assert not Path("/etc/kolla/aio/marker.conf").exists()
+        out = _docker(lab3, node1, f"{kplan} destroy -auto-approve -no-color 2>&1")
+        assert "3 destroyed" in out
+        assert "aio-memcached" not in _names(lab3, 0)
+    finally:
+        shutil.rmtree(work)
 
 
 def test_destroy_everything(lab3: Lab, root: Path) -> None:
