@@ -1,7 +1,11 @@
-"""``kplan state list|show|rm|mv``: look at and edit what the state records."""
+"""``kplan state list|show|rm|mv|history|pull|push``: look at and edit what the state records."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
@@ -44,23 +48,61 @@ def list_(
             typer.echo(r.address)
 
 
-@app.command("show")
-def show(address: str, chdir: ChdirOpt = ".") -> None:
-    """Show one recorded instance; sensitive values stay masked.
+SerialOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-serial",
+        "--serial",
+        min=0,
+        help="Show the state as it was at this serial (every resource when no ADDRESS).",
+    ),
+]
 
-    Example: kplan state show 'local_file.motd["ctl1"]'
+
+@app.command("show")
+def show(
+    address: Annotated[
+        str | None, typer.Argument(help="The instance; optional with -serial.")
+    ] = None,
+    serial: SerialOpt = None,
+    chdir: ChdirOpt = ".",
+) -> None:
+    """Show one recorded instance, now or at an earlier serial; secrets stay masked.
+
+    Example: kplan state show -serial 3 'local_file.motd["ctl1"]'
     """
-    opts = run_options(chdir)
-    with open_state(load(opts, with_variables=False), opts, create=False) as store:
-        rec = store.get(str(parse_resource(address)))
-    if rec is None:
+    if address is None and serial is None:
         raise KplanError(
             Diagnostic.error(
-                f"no resource {address} in the state", "kplan state list shows what is recorded"
+                "kplan state show needs an ADDRESS, or -serial N to show every resource",
+                "kplan state list shows what is recorded",
+                code="usage",
             )
         )
-    typer.echo(f"# {rec.address}:" + (f"  (host {rec.host})" if rec.host else ""))
-    typer.echo(render_attributes(rec.type, rec.name, rec.attributes))
+    opts = run_options(chdir)
+    addr = None if address is None else str(parse_resource(address))
+    with open_state(load(opts, with_variables=False), opts, create=False) as store:
+        if serial is None:
+            found = {} if addr is None else {addr: store.get(addr)}
+        elif addr is None:
+            found = dict(store.resources_at(serial))
+        else:
+            found = {addr: store.get_at(addr, serial)}
+    at = "" if serial is None else f" at serial {serial}"
+    if addr is not None and found[addr] is None:
+        raise KplanError(
+            Diagnostic.error(
+                f"no resource {address} in the state{at}",
+                "kplan state list shows what is recorded now",
+            )
+        )
+    records = [r for r in found.values() if r is not None]
+    if not records:
+        typer.echo(f"The state was empty{at}.")
+    for i, rec in enumerate(sorted(records, key=lambda r: parse_resource(r.address).sort_key())):
+        host = f"  (host {rec.host})" if rec.host else ""
+        typer.echo(("\n" if i else "") + f"# {rec.address}:{host}")
+        typer.echo(render_attributes(rec.type, rec.name, rec.attributes))
 
 
 @app.command("rm")
@@ -128,17 +170,113 @@ def mv(
 
 @app.command("history")
 def history(chdir: ChdirOpt = ".") -> None:
-    """List every apply and destroy: serial, who, when, what, and how it ended.
+    """List every apply and destroy: serial, state serial at its end, who, when, what, outcome.
 
     Example: kplan state history
     """
     opts = run_options(chdir)
     with open_state(load(opts, with_variables=False), opts, create=False) as store:
         entries = store.history()
-    typer.echo(f"{'SERIAL':>6}  {'STARTED (UTC)':19}  {'OUTCOME':11}  {'WHO':24}  SUMMARY")
+    typer.echo(
+        f"{'SERIAL':>6}  {'STATE':>5}  {'STARTED (UTC)':19}  {'OUTCOME':11}  {'WHO':24}  SUMMARY"
+    )
     for e in entries:
         when = e.started_at.strftime("%Y-%m-%d %H:%M:%S")
         who = f"{e.user}@{e.host}"
+        state = "-" if e.state_serial is None else str(e.state_serial)
         typer.echo(
-            f"{e.serial:>6}  {when:19}  {e.outcome:11}  {who:24}  {e.operation}: {e.summary}"
+            f"{e.serial:>6}  {state:>5}  {when:19}  {e.outcome:11}  {who:24}  "
+            f"{e.operation}: {e.summary}"
         )
+
+
+@app.command("pull")
+def pull(
+    out: Annotated[
+        str | None,
+        typer.Option("-out", "--out", help="Write to this file (mode 0600) instead of stdout."),
+    ] = None,
+    chdir: ChdirOpt = ".",
+) -> None:
+    """Write the current workspace's state as JSON; secrets stay sealed with the state key.
+
+    Example: kplan state pull -out backup.kstate
+    """
+    opts = run_options(chdir)
+    with open_state(load(opts, with_variables=False), opts, create=False) as store:
+        text = store.pull()
+    if out is None or out == "-":
+        sys.stdout.write(text)
+        return
+    _write_private(out, text)
+
+
+def _write_private(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".kplan-state-", dir=directory)
+    except OSError as exc:
+        raise KplanError(
+            Diagnostic.error(f"cannot write {path}: {exc.strerror}", code="state-pull-write")
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@app.command("push")
+def push(
+    path: Annotated[str, typer.Argument(help="A file from kplan state pull; - for stdin.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "-force",
+            "--force",
+            help="Write it even if its lineage differs or its serial is not newer.",
+        ),
+    ] = False,
+    chdir: ChdirOpt = ".",
+    lock: LockOpt = True,
+    lock_timeout: LockTimeoutOpt = "0s",
+) -> None:
+    """Replace the current workspace's state with a pulled file, all or nothing.
+
+    Example: kplan state push backup.kstate
+    """
+    opts = run_options(chdir, lock=lock, lock_timeout=lock_timeout)
+    text = _read_document(path)
+    source = "stdin" if path == "-" else path
+    with open_state(load(opts, with_variables=False), opts, create=False) as store:
+        held = store.lock("state push", timeout=opts.lock_timeout) if opts.lock else nullcontext()
+        with held:
+            ws = store.push(text, source=source, force=force, lock=False)
+            serial = store.serial
+        workspace = store.workspace
+    count = len(ws["resources"])
+    typer.echo(
+        f"Pushed {source} to workspace {workspace!r}: serial {serial}, "
+        f"lineage {ws['lineage']}, {count} resource instance(s)."
+    )
+
+
+def _read_document(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KplanError(
+            Diagnostic.error(
+                f"cannot read {path}: {reason}",
+                "Give a file written by kplan state pull.",
+                code="state-document-invalid",
+            )
+        ) from None

@@ -1,15 +1,16 @@
 """State: what kplan has made, kept in SQLite (default) or PostgreSQL.
 
-Workspaces, resources, hosts, the history of applies and the lock. Secrets
-are encrypted at rest with AES-GCM; a write never leaves a half-written
-state. The schema is versioned with Alembic migrations kept beside it.
+Workspaces, resources and every version of them (append-only, so any
+earlier serial can be shown), hosts, the history of applies and the lock.
+Secrets are encrypted at rest with AES-GCM; a write never leaves a
+half-written state. The schema is versioned with Alembic migrations kept beside it.
 
     store.py     StateStore: the one entry point (open, resources, put, lock...)
     records.py   ResourceRecord, HistoryEntry: frozen values handed out
     backend.py   what differs per database (Backend protocol), SqliteBackend, make_backend
     postgres.py  PostgresBackend: psycopg 3, advisory lock + lock row per workspace
     lock.py      the flock-based lock and the holder info a second kplan sees
-    transfer.py  export / import / checksum of decoded content (pull, push, migrate)
+    transfer.py  export / import / checksum of decoded content, the sealed pulled file
     crypto.py    Cipher and load_cipher: the key from env, key file or passphrase
     keys.py      the lazily loaded key, checked against the state's key check
     codec.py     attributes <-> JSON text with sealed secrets
@@ -22,5 +23,5 @@ unless KPLAN_STATE_KEY, KPLAN_STATE_KEY_FILE or KPLAN_STATE_PASSPHRASE is set.
 
 Never here: a secret in plaintext on disk or in a message; a database password
 in a message or a file; UNKNOWN in state; a write that spans two changes (each
-change commits on its own).
+change commits on its own); a resource write without its version row.
 """

@@ -83,6 +83,8 @@ class HistoryEntry:
     summary: str
     outcome: str
     pid: int = 0
+    # The state serial when the run ended (None while running, or from before kplan kept it).
+    state_serial: int | None = None
 
 
 def as_utc(value: datetime) -> datetime:

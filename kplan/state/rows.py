@@ -20,7 +20,7 @@ from kplan.state.codec import decode_value, encode_value, loads_many
 from kplan.state.crypto import SecretBox
 from kplan.state.records import ResourceRecord
 
-__all__ = ["from_rows", "gc_paused", "to_row"]
+__all__ = ["from_rows", "gc_paused", "records_of", "to_row"]
 
 Aad = Callable[[str], bytes]
 
@@ -59,13 +59,21 @@ def to_row(record: ResourceRecord, ws_id: int, box: SecretBox, aad: Aad) -> dict
 
 def from_rows(rows: Sequence[Row[Any]], box: SecretBox, aad: Aad) -> dict[str, ResourceRecord]:
     """Decode rows into records keyed by address; ValueError on a damaged row."""
+    return {r.address: r for r in _records(rows, box, aad)}
+
+
+def records_of(rows: Sequence[Row[Any]], box: SecretBox, aad: Aad) -> list[ResourceRecord]:
+    """Decode rows into records in row order (several may share an address: versions)."""
+    return list(_records(rows, box, aad))
+
+
+def _records(rows: Sequence[Row[Any]], box: SecretBox, aad: Aad) -> Iterator[ResourceRecord]:
     # One json.loads per column over all rows: far faster than one per value.
     plain = iter(loads_many([r[7] for r in rows if not r[8]]))
     keys = loads_many([r[4] or "null" for r in rows])
     deps = loads_many([r[9] for r in rows])
-    out: dict[str, ResourceRecord] = {}
     for i, (addr, module, type_, name, _, provider, host, attrs, secret, _) in enumerate(rows):
-        out[addr] = ResourceRecord(
+        yield ResourceRecord(
             addr,
             module,
             type_,
@@ -76,4 +84,3 @@ def from_rows(rows: Sequence[Row[Any]], box: SecretBox, aad: Aad) -> dict[str, R
             decode_value(attrs, box, aad(addr)) if secret else next(plain),
             tuple(deps[i]),
         )
-    return out

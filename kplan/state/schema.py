@@ -1,4 +1,4 @@
-"""The state schema as SQLAlchemy Core tables (the same ones migration 0001 creates).
+"""The state schema as SQLAlchemy Core tables (the ones migrations 0001-0003 create).
 
 Portable types only (SQLite and PostgreSQL run the same migrations). JSON is kept as text the
 codec writes; times are UTC. Changing a table here needs a new Alembic
@@ -7,7 +7,13 @@ revision under ``migrations/versions`` and a new :data:`HEAD_REVISION`.
     meta        key -> value: small global values (salt, key check, host keys)
     workspaces  name, lineage (uuid4) and serial of each workspace
     resources   one row per resource instance, PK (workspace_id, address)
-    history     append-only record of runs, PK (workspace_id, serial)
+    history     append-only record of runs, PK (workspace_id, serial); state_serial
+                is the workspace serial when the run ended
+    resource_versions
+                append-only: every version of every resource, PK (workspace_id,
+                address, serial) where serial is the workspace serial that wrote
+                it; columns as in resources (secrets sealed the same way), all
+                NULL but the key on a tombstone (the resource was deleted)
     outputs     root module outputs, PK (workspace_id, name)
     locks       who holds each workspace's lock (PostgreSQL writes it; SQLite
                 keeps the holder in its lock file), PK workspace name
@@ -37,12 +43,13 @@ __all__ = [
     "meta",
     "metadata",
     "outputs",
+    "resource_versions",
     "resources",
     "workspaces",
 ]
 
 # The newest Alembic revision; StateStore.open skips Alembic when a db is at it.
-HEAD_REVISION: Final = "0002"
+HEAD_REVISION: Final = "0003"
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",
@@ -69,6 +76,8 @@ workspaces = Table(
     Column("lineage", String(36), nullable=False),
     Column("serial", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The oldest serial whose resources resource_versions can rebuild (0: every one).
+    Column("versions_from", Integer, nullable=False, default=0, server_default="0"),
 )
 
 
@@ -112,7 +121,26 @@ history = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("summary", Text, nullable=False),
     Column("outcome", String(32), nullable=False),
+    Column("state_serial", Integer, nullable=True),
     PrimaryKeyConstraint("workspace_id", "serial"),
+)
+
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    _workspace_fk(),
+    Column("address", String(1024), nullable=False),
+    Column("serial", Integer, nullable=False),
+    Column("module", String(1024), nullable=True),
+    Column("type", String(255), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("index_key", Text, nullable=True),
+    Column("provider", String(255), nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("attributes", Text, nullable=True),
+    Column("has_secrets", Boolean, nullable=True),
+    Column("dependencies", Text, nullable=True),
+    PrimaryKeyConstraint("workspace_id", "address", "serial"),
 )
 
 outputs = Table(

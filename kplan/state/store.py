@@ -8,8 +8,13 @@ database (see codec.py and crypto.py). SQLAlchemy errors are translated into
 parts (engine, lock) come from backend.py (SQLite) and postgres.py.
 
 Moving state between stores (``state pull/push``, ``init -migrate-state``)
-goes through :meth:`StateStore.export_state`, :meth:`StateStore.import_state`
-and :meth:`StateStore.copy_to`; see transfer.py for the document's shape.
+goes through :meth:`StateStore.export_state`, :meth:`StateStore.import_state`,
+:meth:`StateStore.pull`, :meth:`StateStore.push` and :meth:`StateStore.copy_to`;
+see transfer.py for the document's shape.
+
+Every resource write also appends the row to ``resource_versions`` (a delete, a
+tombstone) in the same transaction, so :meth:`StateStore.resources_at` can
+rebuild the resources of any serial since the workspace's ``versions_from``.
 """
 
 from __future__ import annotations
@@ -273,6 +278,55 @@ class StateStore:
                 Diagnostic.error(f"{self.description} holds a damaged resource row", str(exc))
             ) from None
 
+    # -- earlier serials ------------------------------------------------------
+
+    @_translated
+    def resources_at(self, serial: int) -> dict[str, ResourceRecord]:
+        """The resources as they were at state serial ``serial``, decoded, by address.
+
+        Rebuilt from the append-only resource versions; KplanError (code
+        ``state-serial-unknown``) for a serial this state cannot rebuild.
+        """
+        with self._snapshot() as conn:
+            self._check_serial(conn, serial)
+            found = conn.execute(queries.select_versions_at(self._ws_id, serial)).all()
+        with rows.gc_paused():
+            return self._decode(found)
+
+    @_translated
+    def get_at(self, address: str, serial: int) -> ResourceRecord | None:
+        """One resource as it was at state serial ``serial``; None when it did not exist."""
+        with self._snapshot() as conn:
+            self._check_serial(conn, serial)
+            found = conn.execute(queries.select_versions_at(self._ws_id, serial, address)).all()
+        return self._decode(found).get(address)
+
+    def _check_serial(self, conn: Connection, serial: int) -> None:
+        current, oldest = conn.execute(
+            select(W.c.serial, W.c.versions_from).where(W.c.id == self._ws_id)
+        ).one()
+        if oldest <= serial <= current:
+            return
+        if oldest == 0:
+            known = f"serials 0 to {current}"
+        elif oldest == current:
+            known = f"only its current serial {current}"
+        else:
+            known = f"serials {oldest} to {current}"
+        hint = f"Give a serial from {oldest} to {current}."
+        if serial < oldest:
+            hint += (
+                f" Versions of resources are kept since serial {oldest}: the earlier serials"
+                " were written by a kplan that did not keep them."
+            )
+        raise KplanError(
+            Diagnostic.error(
+                f"workspace {self.workspace!r} has no serial {serial}: it can show {known}",
+                hint,
+                code="state-serial-unknown",
+            )
+        )
+
     def put(self, record: ResourceRecord) -> None:
         """Insert or replace one resource and commit (bumps the serial)."""
         self.put_many([record])
@@ -280,7 +334,8 @@ class StateStore:
     @_translated
     def put_many(self, records: Iterable[ResourceRecord]) -> None:
         """Insert or replace resources in one committed transaction (one serial bump)."""
-        new = [rows.to_row(r, self._ws_id, self._box, self._aad) for r in records]
+        by_address = {r.address: r for r in records}  # the last of one address wins
+        new = [rows.to_row(r, self._ws_id, self._box, self._aad) for r in by_address.values()]
         if not new:
             return
         with self._write() as conn:
@@ -288,6 +343,7 @@ class StateStore:
             for row in new:
                 row["updated_serial"] = serial
             queries.upsert(conn, R, new, ("workspace_id", "address"))
+            queries.add_versions(conn, self._ws_id, serial, new)
 
     @_translated
     def move(self, old_address: str, record: ResourceRecord) -> None:
@@ -300,6 +356,9 @@ class StateStore:
             )
             new["updated_serial"] = serial
             queries.upsert(conn, R, [new], ("workspace_id", "address"))
+            if old_address != record.address:
+                queries.add_tombstones(conn, self._ws_id, serial, [old_address])
+            queries.add_versions(conn, self._ws_id, serial, [new])
 
     @_translated
     def delete(self, address: str) -> None:
@@ -309,7 +368,8 @@ class StateStore:
                 delete(R).where(R.c.workspace_id == self._ws_id, R.c.address == address)
             ).rowcount
             if gone:
-                queries.bump_serial(conn, self._ws_id)
+                serial = queries.bump_serial(conn, self._ws_id)
+                queries.add_tombstones(conn, self._ws_id, serial, [address])
 
     # -- outputs --------------------------------------------------------------
 
@@ -447,38 +507,43 @@ class StateStore:
     ) -> None:
         """Replace each workspace in ``doc`` (from :meth:`export_state`) with its content.
 
-        Secrets are sealed under this store's key. Lineage, serial and history are
-        kept. Without ``force`` a workspace is refused when its lineage differs (and
-        it is not empty), when it has a newer serial, or the same serial with other
-        content. Each workspace is written in one transaction, under its lock unless
-        ``lock`` is false (pass false when the caller already holds it).
+        Secrets are sealed under this store's key (all of them before anything is
+        written). Lineage, serial, versions and history are kept. Without ``force`` a
+        workspace is refused when its lineage differs (and it is not empty), when it
+        has a newer serial, or the same serial with other resources or outputs. Each
+        workspace is written in one transaction (the meta values with the last one),
+        under its lock unless ``lock`` is false (pass false when the caller already
+        holds it).
         """
         transfer.check_document(doc)
         for name in doc["workspaces"]:
             check_workspace_name(name)
-        for name in sorted(doc["workspaces"]):
-            ws = doc["workspaces"][name]
-            sealed = transfer.encode_workspace(name, ws, self._box)
+        names = sorted(doc["workspaces"])
+        sealed = {n: transfer.encode_workspace(n, doc["workspaces"][n], self._box) for n in names}
+        meta = doc.get("meta", {})
+        if not names:
+            self._write_meta(meta)
+        for name in names:
             held = self._lock_workspace(name, "state push", lock_timeout) if lock else nullcontext()
             with held:
                 if not force:
-                    self._check_push(name, ws)
-                self._write_workspace(name, sealed)
-        self._write_meta(doc.get("meta", {}))
+                    self._check_push(name, doc["workspaces"][name])
+                self._write_workspace(name, sealed[name], meta if name == names[-1] else {})
 
     @_translated
-    def _write_workspace(self, name: str, sealed: Mapping[str, Any]) -> None:
+    def _write_workspace(
+        self, name: str, sealed: Mapping[str, Any], meta: Mapping[str, str]
+    ) -> None:
         with self._write() as conn:
             ws_id = transfer.write_workspace(conn, name, sealed)
+            _set_meta_values(conn, meta)
         if name == self.workspace:
             self._ws_id, self._lineage = ws_id, sealed["lineage"]
 
     @_translated
     def _write_meta(self, values: Mapping[str, str]) -> None:
         with self._write() as conn:
-            for key, value in sorted(values.items()):
-                if not key.startswith(_RESERVED_META):
-                    queries.set_meta(conn, key, str(value))
+            _set_meta_values(conn, values)
 
     def _check_push(self, name: str, ws: Mapping[str, Any]) -> None:
         with self._read() as conn:
@@ -498,8 +563,53 @@ class StateStore:
             raise _push_refused(name, f"it is at serial {serial}, newer than {new_serial}")
         if serial == new_serial:
             mine = self.export_state([name])["workspaces"][name]
-            if transfer.checksum({"ws": mine}) != transfer.checksum({"ws": ws}):
-                raise _push_refused(name, f"it is at the same serial {serial} with other content")
+            if _content(mine) != _content(ws):
+                raise _push_refused(
+                    name,
+                    f"it is at the same serial {serial} with other content",
+                    f"A file you edited needs a serial above {serial}; or force the push.",
+                )
+
+    def pull(self) -> str:
+        """This workspace's state as a document (indented JSON), secrets sealed with its key.
+
+        The document of :meth:`export_state` for this workspace alone: resources,
+        versions, outputs, history, lineage and serial. A secret appears only as a
+        sealed token: the text holds none in plaintext.
+        """
+        return transfer.seal_document(self.export_state([self.workspace]), self._box)
+
+    def push(
+        self,
+        text: str,
+        *,
+        source: str,
+        force: bool = False,
+        lock: bool = True,
+        lock_timeout: float = 0.0,
+    ) -> dict[str, Any]:
+        """Replace this workspace with a document from :meth:`pull`; returns what was pushed.
+
+        Its secrets are unsealed with this state's key, all before anything is written
+        (another key: KplanError, code ``state-wrong-key``, and nothing written). The
+        checks and the one write transaction are :meth:`import_state`'s: without
+        ``force``, another lineage, an older serial, or the same serial with other
+        content is refused. ``source`` names the document in messages.
+        """
+        doc = transfer.open_document(text, self._box, source)
+        if len(doc["workspaces"]) != 1:
+            raise transfer.bad_document(
+                f"{source} holds {len(doc['workspaces'])} workspaces; a pulled state holds one"
+            )
+        (ws,) = doc["workspaces"].values()
+        one = {"format_version": doc["format_version"], "meta": doc.get("meta", {})}
+        self.import_state(
+            {**one, "workspaces": {self.workspace: ws}},
+            force=force,
+            lock=lock,
+            lock_timeout=lock_timeout,
+        )
+        return dict(ws)
 
     def copy_to(self, other: StateStore, *, force: bool = False, lock_timeout: float = 0.0) -> str:
         """Copy every workspace, secret re-sealed, to ``other``; verify; return the checksum.
@@ -528,14 +638,27 @@ def _who() -> str:
     return f"{current_user()}@{machine_name()}"
 
 
-def _push_refused(name: str, reason: str) -> KplanError:
+def _push_refused(
+    name: str,
+    reason: str,
+    hint: str = "Pull the state and reconcile first, or force the push to overwrite it.",
+) -> KplanError:
     return KplanError(
         Diagnostic.error(
-            f"refusing to overwrite workspace {name!r}: {reason}",
-            "Pull the state and reconcile first, or force the push to overwrite it.",
-            code="state-push-refused",
+            f"refusing to overwrite workspace {name!r}: {reason}", hint, code="state-push-refused"
         )
     )
+
+
+def _content(ws: Mapping[str, Any]) -> str:
+    """The checksum of what a workspace holds now (resources, outputs), not how it got there."""
+    return transfer.checksum({"resources": ws["resources"], "outputs": ws["outputs"]})
+
+
+def _set_meta_values(conn: Connection, values: Mapping[str, str]) -> None:
+    for key, value in sorted(values.items()):
+        if not key.startswith(_RESERVED_META):
+            queries.set_meta(conn, key, str(value))
 
 
 def _no_workspace(name: str) -> KplanError:

@@ -14,6 +14,7 @@ COMMANDS = [
     ["init"], ["validate"], ["fmt"], ["plan"], ["apply"], ["destroy"], ["show"], ["output"],
     ["graph"], ["version"], ["force-unlock"],
     ["state", "list"], ["state", "show"], ["state", "rm"], ["state", "mv"], ["state", "history"],
+    ["state", "pull"], ["state", "push"],
     ["workspace", "list"], ["workspace", "new"], ["workspace", "select"], ["workspace", "show"],
     ["workspace", "delete"],
     ["lab", "up"], ["lab", "status"], ["lab", "down"], ["lab", "images"],
