@@ -229,6 +229,11 @@ resources:
     restart_on: [host_file.marker]
 """
         )
+        # The lab hosts see this machine's files except /tmp, /run, /srv and /etc.
+        assert not sys.prefix.startswith(("/tmp/", "/run/", "/srv/")), (
+            f"the Python running the tests ({sys.prefix}) is under a directory private to "
+            "lab hosts: install kplan somewhere else (a venv in /var/tmp, say)"
+        )
         kplan = f"cd {work} && {sys.executable} -m kplan"
         for step in ("init", "apply -auto-approve -no-color"):
             out = _docker(lab3, node1, f"{kplan} {step} 2>&1")
