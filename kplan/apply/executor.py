@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -76,12 +76,22 @@ class _Context:
     # Hosts found unreachable: their remaining changes are not started, while the
     # other hosts' changes go on (a failure of any other kind stops all new work).
     down: set[str] = field(default_factory=set)
+    # Addresses whose change failed or was left because a host was down: what depends
+    # on them is left too, on whatever host (it would see unknown values).
+    gone: set[str] = field(default_factory=set)
 
-    def skip(self, change: ResourceChange) -> bool:
+    def skip(self, change: ResourceChange, after: Iterable[Any] = ()) -> bool:
+        """True when ``change`` must not start: all work stopped, its host is down, or
+        one of ``after`` (addresses it waits for) was left because of a down host."""
         if self.stop.is_set():
             return True
         with self.lock:
-            return change.host is not None and change.host in self.down
+            if (change.host is not None and change.host in self.down) or any(
+                str(a) in self.gone for a in after
+            ):
+                self.gone.add(change.address)
+                return True
+            return False
 
 
 def apply_plan(
@@ -144,13 +154,18 @@ def _delete_all(deletes: list[ResourceChange], ctx: _Context) -> None:
         return
     g: Graph[ResourceAddr] = Graph()
     by_addr = {c.addr: c for c in deletes}
+    dependents: dict[ResourceAddr, list[ResourceAddr]] = {}
     for c in deletes:
         g.add(c.addr)
         for d in c.depends_on:
             if d in by_addr:
                 g.connect(d, c.addr)  # the dependency goes after what depends on it
+                dependents.setdefault(d, []).append(c.addr)
 
     def visit(addr: ResourceAddr) -> None:
+        # Not while something that depends on it is still there (its host was down).
+        if ctx.skip(by_addr[addr], dependents.get(addr, ())):
+            return
         _run_change(by_addr[addr], None, ctx)
 
     walk(g, visit, parallelism=ctx.parallelism, key=lambda a: a.sort_key(), cancel=ctx.stop)
@@ -206,7 +221,7 @@ class _ApplyHandler:
         return values
 
     def _one(self, inst: Instance, saved: ResourceChange) -> tuple[Any, list[Diagnostic]]:
-        if self.ctx.skip(saved):
+        if self.ctx.skip(saved, inst.deps):
             return UNKNOWN, []
         try:
             planned = self._replan(inst, saved)
@@ -304,6 +319,7 @@ def _run_change(change: ResourceChange, inst: Instance | None, ctx: _Context) ->
             ctx.result.failed[change.address] = diags
             if host_down:
                 ctx.down.add(str(change.host))
+                ctx.gone.add(change.address)
         if not host_down:
             ctx.stop.set()
         ctx.notify(ApplyEvent("error", change.address, change.action, elapsed, _first(diags)))

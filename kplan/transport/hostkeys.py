@@ -63,20 +63,30 @@ class HostKeys:
                 self._files[path] = keys
             return keys
 
+    def known(
+        self, known_hosts: str, address: str, port: int
+    ) -> tuple[str, dict[str, paramiko.PKey]]:
+        """The known_hosts name of the host and its keys there, by type (maybe none)."""
+        lookup = address if port == 22 else f"[{address}]:{port}"
+        entry = self._known_hosts(known_hosts).lookup(lookup)
+        return lookup, ({t: entry[t] for t in entry} if entry is not None else {})
+
     def verify(
         self, host: str, address: str, port: int, key: paramiko.PKey, known_hosts: str
     ) -> None:
         """Return when ``key`` is trusted for ``host``; raise HostUnreachable otherwise."""
         shown = f"{key.get_name()} key {fingerprint(key)}"
-        lookup = address if port == 22 else f"[{address}]:{port}"
-        entry = self._known_hosts(known_hosts).lookup(lookup)
-        if entry is not None and key.get_name() in entry:
-            if entry[key.get_name()] == key:
+        lookup, entry = self.known(known_hosts, address, port)
+        if entry:
+            if entry.get(key.get_name()) == key:
                 return
+            # Known there, and this is not its key: of the same type, or of a type
+            # the host was asked not to prefer — both are what an impostor does.
             raise HostUnreachable(
                 host,
                 f"host key changed: {address} now presents {shown}",
-                f"it differs from the key for {lookup} in {known_hosts}",
+                f"it differs from the keys for {lookup} in {known_hosts} "
+                f"({', '.join(sorted(entry))})",
             )
         with self._lock:
             recorded = self._recorded.get(host)

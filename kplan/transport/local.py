@@ -77,9 +77,10 @@ class LocalConnection(Connection):
             with open(path, "r+b" if os.path.exists(path) else "wb") as f:
                 f.write(data)
                 f.truncate()
-            os.chmod(path, mode)
+            # chown first: it clears setuid/setgid bits that chmod then sets.
             if uid != -1 or gid != -1:
                 os.chown(path, uid, gid)
+            os.chmod(path, mode)
             return
         directory = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=".kplan-", dir=directory)
@@ -88,9 +89,9 @@ class LocalConnection(Connection):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, mode)
             if uid != -1 or gid != -1:
                 os.chown(tmp, uid, gid)
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -9,6 +9,7 @@ with its own (weaker) host-key checks, so we hand it ours.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import secrets
@@ -30,11 +31,17 @@ from kplan.transport.base import (
     command_text,
 )
 from kplan.transport.files import owner_spec
-from kplan.transport.hostkeys import HostKeyPolicy, HostKeys
+from kplan.transport.hostkeys import HostKeyPolicy, HostKeys, fingerprint
 
 __all__ = ["SSHConnection"]
 
 CONNECT_TIMEOUT = 10.0
+# sshd refuses more than MaxSessions (default 10) channels on one connection: at
+# most this many commands at once, as many Docker API connections, and SFTP.
+MAX_COMMANDS = 4
+MAX_DOCKER_CONNECTIONS = 4
+# A keepalive every so many seconds: a host that dies mid-command is noticed.
+KEEPALIVE = 15
 # The Docker API version the adapter speaks: Docker 20.10 (Debian bookworm) and
 # Podman 4 serve it; asking the engine first would cost a round trip.
 DOCKER_API_VERSION = "1.41"
@@ -66,6 +73,7 @@ class SSHConnection(Connection):
         self._fabric: Any = None
         self._failed: HostUnreachable | None = None
         self._docker: Any = None
+        self._commands = threading.BoundedSemaphore(MAX_COMMANDS)
 
     @property
     def where(self) -> str:
@@ -94,6 +102,10 @@ class SSHConnection(Connection):
             "banner_timeout": self._timeout,
             "auth_timeout": self._timeout,
         }
+        if self._key_filename and not os.path.isfile(self._key_filename):
+            raise HostUnreachable(
+                self.host, f"ssh_key {self._key_filename} does not exist or is not a file"
+            )
         if self._key_filename:
             kwargs.update(key_filename=self._key_filename, look_for_keys=False, allow_agent=False)
         conn = fabric.Connection(
@@ -106,11 +118,24 @@ class SSHConnection(Connection):
         conn.client.set_missing_host_key_policy(
             HostKeyPolicy(self._host_keys, self.host, self.address, self.port, self._known_hosts)
         )
+        # The known_hosts keys of this host, given to paramiko: it then asks the host
+        # for a key of a type it knows (as OpenSSH does) and refuses a different one.
+        lookup, known = self._host_keys.known(self._known_hosts, self.address, self.port)
+        for key_type, key in known.items():
+            conn.client.get_host_keys().add(lookup, key_type, key)
         try:
             conn.open()
         except HostUnreachable:
             conn.close()
             raise
+        except paramiko.BadHostKeyException as exc:
+            conn.close()
+            raise HostUnreachable(
+                self.host,
+                f"host key changed: {self.address} now presents {exc.key.get_name()} key "
+                f"{fingerprint(exc.key)}",
+                f"it differs from the key for {lookup} in {self._known_hosts}",
+            ) from None
         except paramiko.AuthenticationException as exc:
             conn.close()
             user = self.user or "the current user"
@@ -124,6 +149,9 @@ class SSHConnection(Connection):
             raise HostUnreachable(
                 self.host, f"cannot connect to {self.where}: {_reason(exc)}"
             ) from None
+        transport = conn.client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(KEEPALIVE)
         return conn
 
     def _transport(self) -> paramiko.Transport:
@@ -146,14 +174,17 @@ class SSHConnection(Connection):
         check: bool = True,
     ) -> CommandResult:
         line = command_text(command)
-        try:
-            chan = self._transport().open_session(timeout=self._timeout)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise self._lost(exc) from None
-        try:
-            result = self._exec(chan, line, stdin, timeout)
-        finally:
-            chan.close()
+        with self._commands:
+            try:
+                chan = self._transport().open_session(timeout=self._timeout)
+            except paramiko.ChannelException as exc:
+                raise _refused_session(self.host, exc) from None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise self._lost(exc) from None
+            try:
+                result = self._exec(chan, line, stdin, timeout)
+            finally:
+                chan.close()
         if check and not result.ok:
             raise CommandFailed(self.host, line, result)
         return result
@@ -180,8 +211,10 @@ class SSHConnection(Connection):
                 while chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(1 << 16))
                     busy = True
+                # Done when the host said EOF (all output sent: the exit status can
+                # arrive before the last data) and the buffers are empty.
                 drained = not chan.recv_ready() and not chan.recv_stderr_ready()
-                if drained and chan.exit_status_ready():
+                if drained and chan.eof_received and chan.exit_status_ready():
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise HostUnreachable(self.host, f"command timed out after {timeout:g} s", line)
@@ -230,24 +263,68 @@ class SSHConnection(Connection):
         with self._sftp_lock:
             sftp = self._sftp()
             try:
-                # "w" truncates in place: the same inode, so bind mounts of it see the change.
-                with sftp.open(target, "wb") as f:
-                    f.set_pipelined(True)
-                    f.write(data)
-                sftp.chmod(target, mode)
-            except OSError as exc:
-                raise TransportError(self.host, f"cannot write {target}: {_reason(exc)}") from None
-        steps = []
+                self._put(sftp, target, data, mode, atomic)
+            except BaseException as exc:
+                if atomic:
+                    self._discard(sftp, target)
+                if isinstance(exc, paramiko.SSHException | EOFError):
+                    raise self._lost(exc) from None
+                if isinstance(exc, OSError):
+                    why = _reason(exc)
+                    raise TransportError(self.host, f"cannot write {path}: {why}") from None
+                raise
         spec = owner_spec(owner, group)
         if spec:
-            steps.append(f"chown {shlex.quote(spec)} {shlex.quote(target)}")
-        if atomic:
-            steps.append(f"mv -f {shlex.quote(target)} {shlex.quote(path)}")
-        if steps:
+            # chown clears setuid/setgid bits: the mode is set again after it.
+            steps = [f"chown {shlex.quote(spec)} {shlex.quote(target)}"]
+            if mode & 0o7000:
+                steps.append(f"chmod {mode:o} {shlex.quote(target)}")
             script = " && ".join(steps)
             if atomic:
                 script = f"{{ {script}; }} || {{ rc=$?; rm -f {shlex.quote(target)}; exit $rc; }}"
             self.run(script)
+        if atomic:
+            with self._sftp_lock:
+                sftp = self._sftp()
+                try:
+                    # rename(2): replaces a file or a symlink itself, fails on a directory
+                    # (where `mv` would have moved the file into it).
+                    sftp.posix_rename(target, path)
+                except BaseException as exc:
+                    self._discard(sftp, target)
+                    if isinstance(exc, paramiko.SSHException | EOFError):
+                        raise self._lost(exc) from None
+                    if isinstance(exc, OSError):
+                        why = _reason(exc)
+                        raise TransportError(self.host, f"cannot replace {path}: {why}") from None
+                    raise
+
+    @staticmethod
+    def _put(sftp: paramiko.SFTPClient, target: str, data: bytes, mode: int, atomic: bool) -> None:
+        if atomic:
+            f = sftp.open(target, "wx")
+        else:
+            # In place: the same inode, so bind mounts of the file see the change; the
+            # old content is overwritten, then cut to length (never truncated first).
+            try:
+                f = sftp.open(target, "r+")
+            except FileNotFoundError:
+                f = sftp.open(target, "w")
+        with f:
+            # The mode before the first byte: a secret is never readable by others,
+            # not even while it is being written.
+            f.chmod(mode & 0o777)
+            f.set_pipelined(True)
+            f.write(data)
+            if not atomic:
+                f.truncate(len(data))
+        if mode & 0o7000:
+            sftp.chmod(target, mode)
+
+    @staticmethod
+    def _discard(sftp: paramiko.SFTPClient, target: str) -> None:
+        with contextlib.suppress(Exception):
+            sftp.remove(target)
 
     # -- Docker --------------------------------------------------------------
 
@@ -274,25 +351,52 @@ def _docker_client(conn: SSHConnection, client: paramiko.SSHClient) -> Any:
     from docker.transport.sshconn import SSHHTTPAdapter
 
     class SessionAdapter(SSHHTTPAdapter):  # type: ignore[misc]
+        """One bounded pool of dial-stdio channels for every URL (the parent keeps a
+        pool per URL, each holding channels open: sshd's MaxSessions runs out)."""
+
         def __init__(self) -> None:
             # Skip the parent's __init__: it would open a connection of its own.
+            from docker.transport.basehttpadapter import BaseHTTPAdapter
+
             self.ssh_client = client
             self.ssh_host = conn.address
             self.ssh_params: dict[str, Any] = {}
             self.timeout = 300
-            self.max_pool_size = 10
-            from docker.transport.basehttpadapter import BaseHTTPAdapter
-            from urllib3._collections import RecentlyUsedContainer
-
-            self.pools: Any = RecentlyUsedContainer(10, dispose_func=lambda p: p.close())
+            self.max_pool_size = MAX_DOCKER_CONNECTIONS
+            self.pools: Any = None
             BaseHTTPAdapter.__init__(self)
+            self._pool: Any = None
+            self._pool_lock = threading.Lock()
+
+        def get_connection(self, url: str, proxies: Any = None) -> Any:
+            from docker.transport.sshconn import SSHConnectionPool
+
+            with self._pool_lock:
+                if self._pool is None:
+                    pool = SSHConnectionPool(
+                        ssh_client=client,
+                        timeout=self.timeout,
+                        maxsize=MAX_DOCKER_CONNECTIONS,
+                        host=conn.address,
+                    )
+                    pool.block = True  # wait for a free channel rather than open more
+                    self._pool = pool
+                return self._pool
+
+        def get_connection_with_tls_context(
+            self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+        ) -> Any:
+            return self.get_connection(request.url, proxies)
 
         def _connect(self) -> None:
             raise HostUnreachable(conn.host, f"the SSH session to {conn.where} was closed")
 
         def close(self) -> None:
             # The session belongs to the connection, not to this adapter.
-            self.pools.clear()
+            with self._pool_lock:
+                if self._pool is not None:
+                    self._pool.close()
+                    self._pool = None
 
     # A placeholder URL: the client is built without touching the network, then
     # every request goes through the adapter mounted below.
@@ -302,6 +406,16 @@ def _docker_client(conn: SSHConnection, client: paramiko.SSHClient) -> Any:
     api._custom_adapter = adapter
     api.base_url = "http+docker://ssh"
     return api
+
+
+def _refused_session(host: str, exc: BaseException) -> TransportError:
+    return TransportError(
+        host,
+        f"sshd refused another session on the connection: {_reason(exc)}",
+        "kplan keeps at most 9 sessions per host open; raise MaxSessions in the host's "
+        "sshd_config if it is set lower than 10",
+        code="ssh-sessions",
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -64,3 +64,27 @@ def test_unreachable_host_fails_alone(tmp_path: Path) -> None:
     listed = run_kplan(root, "state", "list", check=True).stdout.split()
     assert 'host_file.b["here"]' in listed and 'host_file.b["far"]' not in listed
     assert 'host_file.a["far"]' in listed  # what far had is kept, not forgotten
+
+
+def test_what_depends_on_a_down_host_waits_and_the_rest_lands(tmp_path: Path) -> None:
+    root, out = tmp_path / "root", tmp_path / "out"
+    root.mkdir()
+    out.mkdir()
+    _module(root, out, "{address: 127.0.0.1, port: 1, user: root}", ["b"])
+    # On a reachable host, but made from what the unreachable one would write.
+    with (root / "main.kp.yaml").open("a") as f:
+        f.write(
+            "  host_file.summary:\n"
+            "    host: here\n"
+            f'    path: "{out}/summary.txt"\n'
+            '    content: "far has ${host_file.b[\\"far\\"].sha256}\\n"\n'
+        )
+    apply = run_kplan(root, "apply", "-auto-approve")
+    assert apply.returncode == 1
+    assert apply.stderr.count("Error: host far: cannot connect to 127.0.0.1:1") == 1, apply.stderr
+    # Left, not failed with "inconsistent plan", and nothing else stopped.
+    assert "inconsistent" not in apply.stderr
+    assert "Not started: host_file.summary" in apply.stderr
+    assert (out / "here-b.txt").exists() and not (out / "summary.txt").exists()
+    listed = run_kplan(root, "state", "list", check=True).stdout.split()
+    assert listed == ['host_file.b["here"]']

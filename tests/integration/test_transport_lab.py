@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from kplan.transport.base import CommandFailed, HostUnreachable
+from kplan.transport.base import CommandFailed, HostUnreachable, TransportError
 from kplan.transport.hostkeys import HostKeys
 from kplan.transport.pool import HostSpec, Transports
-from kplan.transport.ssh import SSHConnection
+from kplan.transport.ssh import MAX_COMMANDS, SSHConnection
 from tests.integration.lab_fixture import Lab, lab
 
 __all__ = ["lab"]  # the fixture, imported for pytest
@@ -129,6 +131,64 @@ def test_wrong_key_is_an_auth_failure(lab: Lab, tmp_path: Path) -> None:
     t = Transports([spec], HostKeys({}))
     try:
         with pytest.raises(HostUnreachable, match=r"SSH login as root to .* failed"):
+            t.connect("node1").run("true")
+    finally:
+        t.close()
+
+
+def test_write_edge_cases(transports: Transports) -> None:
+    conn = transports.connect("node1")
+    conn.run("rm -rf /srv/kt && mkdir -p /srv/kt/dir")
+    # A directory in the way: an error, and no temporary file left inside it.
+    with pytest.raises(TransportError, match="cannot replace /srv/kt/dir"):
+        conn.write_file("/srv/kt/dir", b"secret\n", mode=0o600)
+    assert conn.run("ls -A /srv/kt/dir").text() == ""
+    # In place, shorter than before: cut to length, same inode.
+    conn.write_file("/srv/kt/f", b"a long first line\n")
+    inode = conn.run("stat -c %i /srv/kt/f").text()
+    conn.write_file("/srv/kt/f", b"short\n", atomic=False)
+    assert conn.read_file("/srv/kt/f") == b"short\n"
+    assert conn.run("stat -c %i /srv/kt/f").text() == inode
+    # setuid survives the chown that would clear it.
+    conn.write_file("/srv/kt/tool", b"#!/bin/sh\n", mode=0o4755, owner="daemon", group="daemon")
+    assert conn.run("stat -c '%a %U' /srv/kt/tool").text() == "4755 daemon\n"
+    conn.run("rm -rf /srv/kt")
+
+
+def test_at_most_a_few_commands_share_the_session_at_once(transports: Transports) -> None:
+    """sshd refuses more than MaxSessions (default 10) channels: kplan bounds its own."""
+    conn = transports.connect("node2")
+    conn.run("rm -f /srv/kt-trace")
+    step = "echo start >> /srv/kt-trace; sleep 1; echo end >> /srv/kt-trace"
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda _: conn.run(step), range(12)))
+    running = peak = 0
+    for line in conn.run("cat /srv/kt-trace").text().split():
+        running += 1 if line == "start" else -1
+        peak = max(peak, running)
+    # Parallel, but never past the bound.
+    assert 2 <= peak <= MAX_COMMANDS
+    conn.run("rm -f /srv/kt-trace")
+
+
+def test_changed_key_in_known_hosts_is_refused(lab: Lab, tmp_path: Path) -> None:
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{lab.hosts[0].address} {(tmp_path / 'other_host_key.pub').read_text()}")
+    t = Transports([_spec(lab, 0, known_hosts=str(known))], HostKeys({}, accept_new=True))
+    try:
+        with pytest.raises(HostUnreachable, match=r"host node1: host key changed: .*SHA256:"):
+            t.connect("node1").run("true")
+    finally:
+        t.close()
+
+
+def test_missing_ssh_key_file_is_named(lab: Lab, tmp_path: Path) -> None:
+    spec = HostSpec("node1", lab.hosts[0].address, ssh_key=str(tmp_path / "nope"))
+    t = Transports([spec], HostKeys({}))
+    try:
+        with pytest.raises(HostUnreachable, match=r"ssh_key .*/nope does not exist"):
             t.connect("node1").run("true")
     finally:
         t.close()

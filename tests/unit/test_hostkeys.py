@@ -77,3 +77,12 @@ def test_accepted_key_is_recorded_then_enforced(
 def test_fingerprint_matches_openssh_format(keys: tuple[paramiko.PKey, ...]) -> None:
     fp = fingerprint(keys[0])
     assert fp.startswith("SHA256:") and not fp.endswith("=") and len(fp) == 7 + 43
+
+
+def test_a_key_of_another_type_for_a_known_host_is_refused(
+    tmp_path: Path, keys: tuple[paramiko.PKey, ...]
+) -> None:
+    kh = _known_hosts(tmp_path, "10.0.0.1", keys[0])
+    other_type = paramiko.ECDSAKey.generate()
+    with pytest.raises(HostUnreachable, match="host key changed"):
+        HostKeys({}, accept_new=True).verify("ctl1", "10.0.0.1", 22, other_type, kh)
