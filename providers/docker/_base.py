@@ -4,6 +4,8 @@
 :func:`guard` is the one place foreign exceptions become kplan diagnostics:
 
     HostUnreachable, a dropped session  → code ``host-unreachable`` (that host only)
+    paramiko.SSHException               → code ``host-unreachable`` (the session dropped)
+    paramiko.ChannelException           → code ``ssh-session-refused`` (sshd MaxSessions)
     docker.errors.APIError              → code ``docker-api``, naming the object
     docker.errors.DockerException       → code ``docker-api``
 
@@ -41,7 +43,9 @@ __all__ = [
     "ADDRESS_LABEL",
     "API_CODE",
     "MANAGED_LABEL",
+    "SESSION_REFUSED_CODE",
     "SPEC_LABEL",
+    "STAGED_LABEL",
     "DockerType",
     "Failed",
     "Hosts",
@@ -53,8 +57,13 @@ __all__ = [
 MANAGED_LABEL = "kplan.managed"
 ADDRESS_LABEL = "kplan.address"
 SPEC_LABEL = "kplan.spec"
+# On a replacement created under a temporary name: that name. While the container
+# still has it, it is an unfinished replacement (refresh skips it, the next apply
+# removes it); once renamed into place the label is inert.
+STAGED_LABEL = "kplan.staged_as"
 MANAGED_FILTER = f"{MANAGED_LABEL}=true"
 API_CODE = "docker-api"
+SESSION_REFUSED_CODE = "ssh-session-refused"
 # Hosts refreshed at once; each costs one SSH session's round trips.
 READ_PARALLELISM = 16
 
@@ -86,6 +95,7 @@ def guard(host: str, what: str, attribute: str | None = None) -> Iterator[None]:
     ``attribute`` is the attribute the failure concerns, for the file position.
     """
     import docker.errors
+    import paramiko
     import requests.exceptions
 
     try:
@@ -108,6 +118,22 @@ def guard(host: str, what: str, attribute: str | None = None) -> Iterator[None]:
         # The session or the engine's socket went away under us.
         raise Failed(
             unreachable(host, f"the Docker API is not reachable ({what})", _explanation(exc))
+        ) from None
+    except paramiko.ChannelException as exc:
+        # The SSH connection is fine; sshd refused one more session on it.
+        raise Failed(
+            Diagnostic.error(
+                f"host {host}: sshd refused another SSH session (MaxSessions); {what} failed",
+                f"{_explanation(exc)}\nkplan opens one SSH session per Docker API call and "
+                "command in flight on a host; raise MaxSessions in the host's sshd_config "
+                "(its default is 10), or lower kplan's -parallelism",
+                code=SESSION_REFUSED_CODE,
+            )
+        ) from None
+    except paramiko.SSHException as exc:
+        # docker-py lets paramiko's errors escape when the session drops under it.
+        raise Failed(
+            unreachable(host, f"lost the SSH session ({what})", _explanation(exc))
         ) from None
     except docker.errors.DockerException as exc:
         raise Failed(
@@ -299,6 +325,8 @@ class DockerType(ResourceType):
     def replace_at(
         self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
     ) -> ApplyResponse:
+        """Delete, then create: for objects that cannot exist twice (a volume's name is
+        its identity). ``docker_container`` overrides it to create the new one first."""
         deleted = self.delete_at(t, prior)
         if any(d.is_error for d in deleted.diagnostics):
             return ApplyResponse(prior, deleted.diagnostics)

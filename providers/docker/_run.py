@@ -9,20 +9,28 @@ names the container and the host.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kplan.diagnostics import Diagnostic, Severity
 
-from ._base import ADDRESS_LABEL, MANAGED_LABEL, SPEC_LABEL, Failed, Target
+from ._base import ADDRESS_LABEL, MANAGED_LABEL, SPEC_LABEL, STAGED_LABEL, Failed, Target
 from ._spec import api_binds, healthcheck_arg, restart_policy_arg, ulimits_arg
 
 __all__ = [
     "LOG_TAIL",
+    "clear_name",
     "create_container",
     "find_by_name",
+    "find_by_names",
+    "is_staged",
     "log_tail",
+    "refuse_foreign",
     "remove_container",
+    "remove_ours",
+    "remove_quietly",
+    "rename",
+    "staged_name",
     "wait_healthy",
 ]
 
@@ -30,26 +38,56 @@ LOG_TAIL = 20
 POLL_SECONDS = 0.5
 # Without a healthcheck a container counts as up once it has run this long unrestarted.
 STABLE_SECONDS = 2.0
+# A replacement is created under NAME + this, next to the old container, then renamed.
+STAGED_SUFFIX = ".kplan-new"
+
+
+def staged_name(name: str) -> str:
+    """The temporary name a replacement is created under while the old container runs."""
+    return f"{name}{STAGED_SUFFIX}"
+
+
+def is_staged(container: Mapping[str, Any]) -> bool:
+    """True for a replacement still under its temporary name (not yet renamed into place).
+
+    A refresh leaves it out: it is the address's container only once renamed.
+    """
+    staged = (container.get("Labels") or {}).get(STAGED_LABEL)
+    return bool(staged) and f"/{staged}" in (container.get("Names") or [])
+
+
+def find_by_names(t: Target, *names: str) -> dict[str, dict[str, Any]]:
+    """The containers (any state) called one of ``names``, by name; one list call."""
+    wanted = list(dict.fromkeys(names))
+    # Docker matches the name filter as a regular expression against "/NAME".
+    pattern = "^/(" + "|".join(n.replace(".", r"\.") for n in wanted) + ")$"
+    what = ", ".join(f'"{n}"' for n in wanted)
+    with t.guard(f"looking for container {what}"):
+        found = t.api.containers(all=True, filters={"name": pattern})
+    out: dict[str, dict[str, Any]] = {}
+    for c in found:
+        for n in wanted:
+            if f"/{n}" in (c.get("Names") or []):
+                out[n] = dict(c)
+    return out
 
 
 def find_by_name(t: Target, name: str) -> dict[str, Any] | None:
     """The container called ``name`` (any state), or None; one list call."""
-    with t.guard(f'looking for container "{name}"'):
-        found = t.api.containers(all=True, filters={"name": f"^/{name}$"})
-    for c in found:
-        if f"/{name}" in (c.get("Names") or []):
-            return dict(c)
-    return None
+    return find_by_names(t, name).get(name)
 
 
-def clear_name(t: Target, name: str, stop_timeout: int) -> None:
-    """Remove a container called ``name`` that kplan left for this address; refuse others."""
-    old = find_by_name(t, name)
-    if old is None:
-        return
-    labels = old.get("Labels") or {}
-    if labels.get(ADDRESS_LABEL) != t.address:
-        owner = labels.get(ADDRESS_LABEL)
+def _ours(t: Target, container: Mapping[str, Any]) -> bool:
+    return (container.get("Labels") or {}).get(ADDRESS_LABEL) == t.address
+
+
+def refuse_foreign(t: Target, found: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> None:
+    """Raise ``container-exists`` when one of ``names`` is taken by another's container."""
+    for name in names:
+        c = found.get(name)
+        if c is None or _ours(t, c):
+            continue
+        owner = (c.get("Labels") or {}).get(ADDRESS_LABEL)
         why = (
             f"kplan manages it as {owner}"
             if owner
@@ -65,13 +103,49 @@ def clear_name(t: Target, name: str, stop_timeout: int) -> None:
                 ("name",),
             )
         )
-    remove_container(t, old["Id"], name, stop_timeout)
+
+
+def remove_ours(
+    t: Target,
+    found: Mapping[str, Mapping[str, Any]],
+    names: Iterable[str],
+    stop_timeout: int,
+    *,
+    keep: str | None = None,
+) -> None:
+    """Remove the containers of ``names`` that kplan made for this address (but id ``keep``)."""
+    for name in names:
+        c = found.get(name)
+        if c is not None and _ours(t, c) and c.get("Id") != keep:
+            remove_container(t, str(c["Id"]), name, stop_timeout)
+
+
+def clear_name(t: Target, name: str, stop_timeout: int) -> None:
+    """Remove a container called ``name`` that kplan left for this address; refuse others."""
+    found = find_by_names(t, name)
+    refuse_foreign(t, found, [name])
+    remove_ours(t, found, [name], stop_timeout)
+
+
+def rename(t: Target, cid: str, old: str, new: str) -> None:
+    with t.guard(f'renaming container "{old}" to "{new}"'):
+        t.api.rename(cid, new)
 
 
 def create_container(
-    t: Target, spec: Mapping[str, Any], spec_hash: str, stop_timeout: int | None = None
+    t: Target,
+    spec: Mapping[str, Any],
+    spec_hash: str,
+    stop_timeout: int | None = None,
+    *,
+    staged: str | None = None,
 ) -> str:
-    """Create (not start) a container from a normalized spec; its id."""
+    """Create (not start) a container from a normalized spec; its id.
+
+    ``staged``: create it under this temporary name instead of the spec's, with
+    the label :data:`~providers.docker._base.STAGED_LABEL` naming it, so that a
+    refresh and the next apply know it for an unfinished replacement.
+    """
     name = spec["name"]
     labels = {
         **spec["labels"],
@@ -79,6 +153,8 @@ def create_container(
         ADDRESS_LABEL: t.address,
         SPEC_LABEL: spec_hash,
     }
+    if staged is not None:
+        labels[STAGED_LABEL] = staged
     with t.guard(f'creating container "{name}"'):
         host_config = t.api.create_host_config(
             binds=api_binds(spec) or None,
@@ -96,7 +172,7 @@ def create_container(
                 command=spec["command"],
                 entrypoint=spec["entrypoint"],
                 environment=spec["environment"] or None,
-                name=name,
+                name=staged or name,
                 labels=labels,
                 host_config=host_config,
                 healthcheck=healthcheck_arg(spec["healthcheck"]),
@@ -126,14 +202,23 @@ def start(t: Target, cid: str, name: str) -> None:
 
 
 def log_tail(t: Target, cid: str, lines: int = LOG_TAIL) -> str:
-    """The container's last log lines (stdout and stderr), or a note why there are none."""
-    try:
-        with t.guard("reading logs"):
-            raw = t.api.logs(cid, stdout=True, stderr=True, tail=lines)
-    except Failed as exc:
-        return f"(logs unavailable: {exc.diagnostics[0].detail or exc.diagnostics[0].summary})"
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return text.rstrip("\n") or "(no output)"
+    """The container's last log lines, stdout then stderr, or a note why there are none.
+
+    The streams are read apart: dockerd copies each in its own goroutine, so in the
+    merged log a final stderr line can sit before the last stdout lines — and fall
+    outside a merged tail (seen in CI).
+    """
+    parts: list[str] = []
+    for label, out, err in (("stdout", True, False), ("stderr", False, True)):
+        try:
+            with t.guard("reading logs"):
+                raw = t.api.logs(cid, stdout=out, stderr=err, tail=lines)
+        except Failed as exc:
+            return f"(logs unavailable: {exc.diagnostics[0].detail or exc.diagnostics[0].summary})"
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if text.strip():
+            parts.append(f"{label}:\n{text.rstrip()}")
+    return "\n".join(parts) or "(no output)"
 
 
 def _health_output(state: Mapping[str, Any]) -> str:
@@ -197,6 +282,15 @@ def _failure(t: Target, cid: str, summary: str, state: Mapping[str, Any]) -> Fai
     return Failed(
         Diagnostic.error(f"host {t.host}: {summary}", "\n".join(detail), code="container-unhealthy")
     )
+
+
+def remove_quietly(t: Target, cid: str, name: str) -> None:
+    """Remove a container, ignoring any failure (cleanup on a path that already failed)."""
+    try:
+        with t.guard(f'removing container "{name}"'):
+            t.api.remove_container(cid, v=False, force=True)
+    except Failed:
+        pass
 
 
 def remove_container(t: Target, cid: str, name: str, stop_timeout: int) -> None:

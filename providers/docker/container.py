@@ -1,7 +1,13 @@
 """``docker_container``: a long-running container on one host, started and waited on until healthy.
 
 Everything Docker fixes at create (image, command, environment, mounts, …) is
-``force_new``: a change replaces the container (stop, remove, create, start).
+``force_new``: a change replaces the container. The replacement is created
+first, beside the old one, under the temporary name ``NAME.kplan-new`` (and
+the label ``kplan.staged_as``); only when Docker accepted it is the old one
+stopped and removed, the new one renamed to NAME, started and waited on. A
+create that fails (a bad capability, an unknown image) leaves the old
+container running. A refresh ignores a container still under its temporary
+name, and the next apply removes one an interrupted replace left behind.
 In place: ``running`` (start or stop), ``health_timeout`` and ``stop_timeout``.
 The type is restartable: ``restart_on`` triggers restart it and wait healthy.
 
@@ -34,7 +40,15 @@ from kplan.values import UNKNOWN, Path
 from providers.builtin._common import attr_error, is_known, plain
 
 from . import _run
-from ._base import ADDRESS_LABEL, MANAGED_FILTER, SPEC_LABEL, DockerType, Target, plan_response
+from ._base import (
+    ADDRESS_LABEL,
+    MANAGED_FILTER,
+    SPEC_LABEL,
+    DockerType,
+    Failed,
+    Target,
+    plan_response,
+)
 from ._spec import (
     check_binds,
     check_command,
@@ -177,7 +191,8 @@ class DockerContainer(DockerType):
         by_addr: dict[str, list[Mapping[str, Any]]] = {}
         for c in found:
             addr = (c.get("Labels") or {}).get(ADDRESS_LABEL)
-            if addr:
+            # A replacement not yet renamed into place is not the address's container.
+            if addr and not _run.is_staged(c):
                 by_addr.setdefault(addr, []).append(c)
         out: dict[str, Mapping[str, Any] | None] = {}
         for inst in instances:
@@ -188,17 +203,63 @@ class DockerContainer(DockerType):
     # ---- apply --------------------------------------------------------------------
 
     def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse:
-        spec = normalized({k: planned.get(k) for k in SPEC_KEYS})
-        digest = planned.get("spec_hash")
-        if not is_known(digest) or digest is None:
-            digest = spec_hash(planned, SPEC_KEYS)
-        stop_timeout = int(plain(planned.get("stop_timeout")) or DEFAULT_STOP_TIMEOUT)
-        _run.clear_name(t, spec["name"], stop_timeout)
+        spec, digest, stop_timeout = _prepared(planned)
+        name = spec["name"]
+        # The name, and the temporary name a replace that died may have left.
+        found = _run.find_by_names(t, name, _run.staged_name(name))
+        _run.refuse_foreign(t, found, [name])
+        _run.remove_ours(t, found, found, stop_timeout)
         cid = _run.create_container(t, spec, str(plain(digest)))
+        return self._start(t, cid, planned, digest)
+
+    def replace_at(
+        self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
+    ) -> ApplyResponse:
+        """Create the new container beside the old one, then swap them.
+
+        1. create it (not started) as NAME.kplan-new; on failure nothing else happens;
+        2. stop and remove the old container;
+        3. rename the new one to NAME, start it and wait until it is healthy.
+        """
+        spec, digest, stop_timeout = _prepared(planned)
+        name = spec["name"]
+        staged = _run.staged_name(name)
+        old_id = str(plain(prior.get("container_id")) or "")
+        old_name = str(plain(prior.get("name")))
+        old_stop = int(plain(prior.get("stop_timeout")) or DEFAULT_STOP_TIMEOUT)
+        found = _run.find_by_names(t, name, staged, old_name)
+        _run.refuse_foreign(t, found, [name, staged])
+        _run.remove_ours(t, found, [staged], stop_timeout)  # left by a replace that died
+        try:
+            cid = _run.create_container(t, spec, str(plain(digest)), staged=staged)
+        except Failed as exc:
+            running = prior.get("running") is not False
+            note = f'nothing was replaced: the old container "{old_name}" is left as it was'
+            note += " and keeps running" if running else ""
+            raise Failed(*(_noted(d, note) for d in exc.diagnostics), status=exc.status) from None
+        try:
+            if old_id:
+                _run.remove_container(t, old_id, old_name, old_stop)
+            # Twins kplan left for this address under the old or the new name.
+            _run.remove_ours(t, found, dict.fromkeys([old_name, name]), old_stop, keep=old_id)
+        except Failed as exc:
+            _run.remove_quietly(t, cid, staged)
+            raise Failed(*exc.diagnostics, status=exc.status) from None
+        try:
+            _run.rename(t, cid, staged, name)
+        except Failed as exc:
+            note = (
+                f'the old container "{old_name}" was removed; the new one is left, not started, '
+                f'as "{staged}"; the next apply creates "{name}" again'
+            )
+            raise Failed(*(_noted(d, note) for d in exc.diagnostics), status=exc.status) from None
+        return self._start(t, cid, planned, digest)
+
+    def _start(self, t: Target, cid: str, planned: Mapping[str, Any], digest: Any) -> ApplyResponse:
         state = {**planned, "container_id": cid, "spec_hash": digest}
         if planned.get("running") is False:
             return ApplyResponse(state)
-        _run.start(t, cid, spec["name"])
+        _run.start(t, cid, str(plain(planned.get("name"))))
         self._wait(t, cid, planned)
         return ApplyResponse(state)
 
@@ -234,7 +295,10 @@ class DockerContainer(DockerType):
         stop_timeout = int(plain(prior.get("stop_timeout")) or DEFAULT_STOP_TIMEOUT)
         if isinstance(cid, str) and cid:
             _run.remove_container(t, cid, name, stop_timeout)
-        _run.clear_name(t, name, stop_timeout)  # a twin left by a failed create
+        # A twin left by a failed create, a replacement left by a replace that died.
+        found = _run.find_by_names(t, name, _run.staged_name(name))
+        _run.refuse_foreign(t, found, [name])
+        _run.remove_ours(t, found, found, stop_timeout)
         return ApplyResponse(None)
 
     @staticmethod
@@ -242,6 +306,21 @@ class DockerContainer(DockerType):
         timeout = float(plain(planned.get("health_timeout")) or DEFAULT_HEALTH_TIMEOUT)
         has_health = bool(plain(planned.get("healthcheck")))
         _run.wait_healthy(t, cid, str(plain(planned.get("name"))), timeout, has_health)
+
+
+def _prepared(planned: Mapping[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    """The normalized spec, the spec hash (as planned: maybe a Secret) and the stop timeout."""
+    spec = normalized({k: planned.get(k) for k in SPEC_KEYS})
+    digest = planned.get("spec_hash")
+    if not is_known(digest) or digest is None:
+        digest = spec_hash(planned, SPEC_KEYS)
+    stop_timeout = int(plain(planned.get("stop_timeout")) or DEFAULT_STOP_TIMEOUT)
+    return spec, digest, stop_timeout
+
+
+def _noted(d: Diagnostic, note: str) -> Diagnostic:
+    detail = f"{d.detail}\n{note}" if d.detail else note
+    return Diagnostic(d.severity, d.summary, detail, d.pos, d.code, d.attribute)
 
 
 def _pick(

@@ -20,13 +20,19 @@ from typing import Any
 
 from kplan.diagnostics import Diagnostic
 from kplan.provider_api import ReadInstance, ReadResponse
-from kplan.transport.base import Connection, TransportError
+from kplan.transport.base import CommandFailed, Connection, TransportError
 from providers.builtin._common import attr_error, plain
 
 from . import _shell
 from ._common import HostContext, no_host, transport_diag
 
-__all__ = ["MAX_HOST_THREADS", "StatReader", "by_host", "ensure_parent_and_principals"]
+__all__ = [
+    "MAX_HOST_THREADS",
+    "StatReader",
+    "by_host",
+    "ensure_parent_and_principals",
+    "read_failed",
+]
 
 MAX_HOST_THREADS = 16
 
@@ -87,7 +93,7 @@ class StatReader:
         paths = [str(plain(i.state.get("path", ""))) for i in insts]
         try:
             conn = self.ctx.connect(host)
-            result = conn.run(_shell.stat_script(paths), check=True)
+            result = _shell.run_script(conn, _shell.stat_script(paths))
             stats = _shell.parse_stat(result.text(), len(paths))
             drifted = [
                 n
@@ -99,11 +105,14 @@ class StatReader:
             ]
             contents: dict[int, bytes | None] = {}
             if drifted:
-                fetched = conn.run(_shell.fetch_script([paths[n] for n in drifted]), check=True)
+                fetched = _shell.run_script(conn, _shell.fetch_script([paths[n] for n in drifted]))
                 for n, f in zip(
                     drifted, _shell.parse_fetch(fetched.text(), len(drifted)), strict=True
                 ):
                     contents[n] = f.data if f is not None else None
+        except CommandFailed as exc:
+            noun = "directory" if self.kind == "dir" else "file"
+            return {}, [read_failed(host, len(paths), exc, noun)]
         except TransportError as exc:
             return {}, [transport_diag(exc)]
         except ValueError as exc:
@@ -124,6 +133,19 @@ class StatReader:
             states[inst.address] = state
             diags.extend(d)
         return states, diags
+
+
+def read_failed(host: str, count: int, exc: CommandFailed, noun: str = "file") -> Diagnostic:
+    """A batched read script that exited non-zero: how many paths, and the shell's last words.
+
+    Not the command: it is the whole script (every path), no help to anyone.
+    """
+    tail = exc.result.stderr_text().strip().splitlines()[-10:]
+    detail = "\n".join(tail) or "(nothing on standard error)"
+    detail = f"the read script exited {exc.result.exit_code}:\n{detail}"
+    return Diagnostic.error(
+        _shell.read_failed_summary(host, count, noun), detail, code="read-failed"
+    )
 
 
 def ensure_parent_and_principals(

@@ -5,6 +5,13 @@ Every script is POSIX ``sh`` with coreutils (``stat -c``, ``sha256sum``,
 names from the configuration reach the shell only through
 :func:`shlex.quote`; a script never interpolates unquoted user input.
 
+The batched scripts go to ``sh -s`` on standard input (:func:`run_script`), not
+on the command line: one argument is limited to 128 KiB on Linux, a few
+thousand paths. Each is one compound command (``{ ...; } </dev/null``): the
+shell reads all of it before it runs any of it, so the whole script has been
+sent before the first line of output comes back, and nothing it runs can read
+the rest of the script as its own input.
+
 Output is one line per path, prefixed with the path's index in the request,
 so that a path holding spaces or quotes never needs parsing back:
 
@@ -21,6 +28,8 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kplan.transport.base import CommandResult, Connection
+
 __all__ = [
     "Fetched",
     "Stat",
@@ -28,8 +37,13 @@ __all__ = [
     "parse_fetch",
     "parse_stat",
     "principals_script",
+    "read_failed_summary",
+    "run_script",
     "stat_script",
 ]
+
+# How a script is run: the shell reads it from standard input.
+SCRIPT_COMMAND = "sh -s"
 
 # Exit codes of principals_script, one per attribute.
 UNKNOWN_OWNER_EXIT = 71
@@ -57,7 +71,17 @@ def _words(paths: Sequence[str]) -> str:
     return " ".join(shlex.quote(p) for p in paths)
 
 
+def run_script(conn: Connection, script: str) -> CommandResult:
+    """Run ``script`` on the host in one round trip, sent on standard input.
+
+    A non-zero exit raises :class:`~kplan.transport.base.CommandFailed` (its
+    command is just ``sh -s``).
+    """
+    return conn.run(SCRIPT_COMMAND, stdin=script.encode("utf-8", "surrogateescape"), check=True)
+
+
 _STAT_LOOP = """\
+{{
 i=0
 for p in {paths}; do
   if [ -L "$p" ] || [ ! -e "$p" ]; then
@@ -76,11 +100,12 @@ for p in {paths}; do
   fi
   i=$((i+1))
 done
+}} </dev/null
 """
 
 
 def stat_script(paths: Sequence[str]) -> str:
-    """One command that reports kind, owner, group, mode and SHA-256 of every path.
+    """One script that reports kind, owner, group, mode and SHA-256 of every path.
 
     A symbolic link is reported as ``other``: kplan manages the path itself,
     and the next write replaces the link with a file.
@@ -117,6 +142,7 @@ def parse_stat(output: str, count: int) -> list[Stat | None]:
 
 
 _FETCH_LOOP = """\
+{{
 i=0
 for p in {paths}; do
   if [ -f "$p" ] && m=$(stat -c '%a' -- "$p" 2>/dev/null) && d=$(base64 < "$p" | tr -d '\\n'); then
@@ -126,11 +152,12 @@ for p in {paths}; do
   fi
   i=$((i+1))
 done
+}} </dev/null
 """
 
 
 def fetch_script(paths: Sequence[str]) -> str:
-    """One command that prints the mode and content (base64) of every regular file."""
+    """One script that prints the mode and content (base64) of every regular file."""
     return _FETCH_LOOP.format(paths=_words(paths))
 
 
@@ -153,6 +180,12 @@ def parse_fetch(output: str, count: int) -> list[Fetched | None]:
     if missing:
         raise ValueError(f"the host's reply has no record for {len(missing)} of {count} paths")
     return [found[i] for i in range(count)]
+
+
+def read_failed_summary(host: str, count: int, noun: str = "file") -> str:
+    """``host X: reading N managed files failed``."""
+    plural = noun if count == 1 else ("directories" if noun == "directory" else f"{noun}s")
+    return f"host {host}: reading {count} managed {plural} failed"
 
 
 def principals_script(owner: str | None, group: str | None) -> str:

@@ -35,7 +35,7 @@ from providers.builtin._common import attr_error, is_known, plain
 
 from . import _shell
 from ._common import HostResourceType, check_abs_path, transport_diag
-from ._reader import States, by_host, per_host
+from ._reader import States, by_host, per_host, read_failed
 
 __all__ = ["BEGIN", "END", "HostEtcHosts", "parse_block", "replace_block"]
 
@@ -129,8 +129,10 @@ class HostEtcHosts(HostResourceType):
     def _host(self, host: str, insts: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
         paths = [str(plain(i.state.get("path")) or DEFAULT_PATH) for i in insts]
         try:
-            result = self.ctx.connect(host).run(_shell.fetch_script(paths), check=True)
+            result = _shell.run_script(self.ctx.connect(host), _shell.fetch_script(paths))
             fetched = _shell.parse_fetch(result.text(), len(paths))
+        except CommandFailed as exc:
+            return {}, [read_failed(host, len(paths), exc)]
         except TransportError as exc:
             return {}, [transport_diag(exc)]
         except ValueError as exc:
@@ -194,8 +196,11 @@ class HostEtcHosts(HostResourceType):
     ) -> Diagnostic | None:
         """Set (or remove) the block in place; one read and at most one write."""
         try:
-            reply = conn.run(_shell.fetch_script([path]), check=True).text()
+            reply = _shell.run_script(conn, _shell.fetch_script([path])).text()
             fetched = _shell.parse_fetch(reply, 1)[0]
+        except CommandFailed as exc:
+            detail = read_failed(conn.host, 1, exc).detail
+            return attr_error("path", f"cannot read {path}", detail, code="read-failed")
         except ValueError as exc:
             return attr_error("path", f"cannot read {path}", str(exc), code="read-failed")
         old = fetched.data.decode("utf-8", "surrogateescape") if fetched else ""

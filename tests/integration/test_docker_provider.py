@@ -251,6 +251,26 @@ def test_spec_change_replaces(d: Driver, base: dict[str, Any]) -> None:
     d.create_state = out.new_state
 
 
+def test_replace_whose_create_fails_keeps_the_old_running(d: Driver, base: dict[str, Any]) -> None:
+    state = d.create_state
+    config = web_config(base, environment={"MODE": "other"}, cap_add=["CAP_NOPE_BOGUS"])
+    resp = d.plan("docker_container", WEB, "node1", state, config)
+    assert resp.requires_replace == [("cap_add",)]
+    out = d.apply("docker_container", WEB, "node1", "replace", state, resp.planned)
+    (diag,) = out.diagnostics
+    assert diag.code == "docker-api" and "CAP_NOPE_BOGUS" in diag.detail, str(diag)
+    assert "keeps running" in diag.detail
+    assert out.new_state == state
+    ps = d.sh(
+        "node1",
+        "docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.State}}' "
+        "--filter label=kplan.address=" + WEB,
+    )
+    assert ps.split() == [state["container_id"], "kplan-web", "running"]
+    health = d.sh("node1", "docker inspect -f '{{.State.Health.Status}}' kplan-web").strip()
+    assert health == "healthy"
+
+
 def test_changed_outside_kplan_plans_a_replace(d: Driver, base: dict[str, Any]) -> None:
     state = d.create_state
     d.sh(

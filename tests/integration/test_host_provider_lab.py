@@ -12,6 +12,10 @@ import json
 import shutil
 from pathlib import Path
 
+from kplan.provider_api import ConfigureRequest, HostInfo, ReadInstance, ReadRequest
+from kplan.transport.base import Connection
+from kplan.transport.ssh import SSHConnection
+from providers.host import HostProvider
 from tests.e2e.conftest import run_kplan
 from tests.integration.lab_fixture import Lab, lab, run_ssh
 
@@ -101,3 +105,59 @@ def test_host_provider_over_ssh(lab: Lab, tmp_path: Path) -> None:
         assert hosts == "127.0.0.1 localhost\n"
         code, _, _ = run_ssh(c, f"test -e {BASE}/{h.name}/kolla")
         assert code != 0
+
+
+def test_thousands_of_long_paths_read_over_ssh_in_one_command(lab: Lab) -> None:
+    """More paths than one command-line argument holds (128 KiB): the script goes on stdin."""
+    h = lab.hosts[0]
+    deep = f"{BASE}/many/{'d' * 120}/{'e' * 120}"
+    count = 3000
+    with lab.ssh(h) as c:
+        code, _, err = run_ssh(
+            c,
+            f"rm -rf {BASE}/many; mkdir -p {deep} && cd {deep} && "
+            f"for i in $(seq 0 {count - 1}); do echo x > f-$i.conf; done && "
+            "echo edited > f-7.conf",
+        )
+        assert code == 0, err
+    conn = SSHConnection(
+        h.name,
+        h.address,
+        user="root",
+        key_filename=str(lab.ssh_key),
+        known_hosts=str(lab.known_hosts),
+        connect_timeout=5,
+    )
+    runs: list[str] = []
+
+    def connect(name: str) -> Connection:
+        return conn
+
+    real_run = conn.run
+
+    def counted(command: object, **kw: object) -> object:
+        runs.append(str(command))
+        return real_run(command, **kw)  # type: ignore[arg-type]
+
+    conn.run = counted  # type: ignore[assignment,method-assign]
+    try:
+        p = HostProvider()
+        p.configure(ConfigureRequest({h.name: HostInfo(h.name, h.address, "ssh")}, connect))
+        # No recorded digest: every file reads as changed, so the second script
+        # (the fetch) carries every path too.
+        state = {"content": "x\n", "mode": "0644", "owner": None, "group": None, "sha256": ""}
+        insts = [
+            ReadInstance(f'host_file.f["{i}"]', h.name, {**state, "path": f"{deep}/f-{i}.conf"})
+            for i in range(count)
+        ]
+        assert sum(len(i.state["path"]) for i in insts) > 4 * 128 * 1024
+        read = p.read(ReadRequest("host_file", insts))
+        assert read.diagnostics == []
+        assert len(read.states) == count
+        assert read.states['host_file.f["7"]']["content"] == "edited\n"  # type: ignore[index]
+        assert read.states['host_file.f["8"]']["content"] == "x\n"  # type: ignore[index]
+        assert len(runs) == 2  # the stat pass, and the fetch of what differs
+    finally:
+        conn.close()
+        with lab.ssh(h) as c:
+            run_ssh(c, f"rm -rf {BASE}/many")

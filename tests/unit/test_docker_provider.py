@@ -9,11 +9,13 @@ tests/integration/test_docker_provider.py.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import docker.errors
+import paramiko
 import pytest
 import requests
 
@@ -37,6 +39,12 @@ DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 
 
+def _api_error(status: int, explanation: str) -> docker.errors.APIError:
+    resp = requests.Response()
+    resp.status_code = status
+    return docker.errors.APIError(f"{status} error", response=resp, explanation=explanation)
+
+
 def _not_found(what: str) -> docker.errors.NotFound:
     resp = requests.Response()
     resp.status_code = 404
@@ -57,6 +65,9 @@ class FakeAPI:
         self.health = "healthy"
         self.exit_code = 0
         self.logs_text = b""
+        self.stderr_text = b""
+        # (call, name or id) of what changes containers, in order.
+        self.log: list[tuple[str, str]] = []
 
     def _count(self, name: str) -> None:
         self.calls[name] += 1
@@ -72,7 +83,7 @@ class FakeAPI:
                 if c["Labels"].get(k) != v:
                     continue
             name = (filters or {}).get("name")
-            if name and c["Names"][0] != name.strip("^$"):
+            if name and not re.search(name, c["Names"][0]):  # dockerd: a regular expression
                 continue
             out.append({k: c[k] for k in ("Id", "Names", "Image", "Labels", "State", "Status")})
         return out
@@ -82,6 +93,12 @@ class FakeAPI:
 
     def create_container(self, image: str, name: str, labels: Any, **kw: Any) -> dict[str, Any]:
         self._count("create_container")
+        self.log.append(("create_container", name))
+        if any(f"/{name}" in c["Names"] for c in self.containers_.values()):
+            raise _api_error(409, f'Conflict. The container name "/{name}" is already in use')
+        for cap in (kw.get("host_config") or {}).get("cap_add") or []:
+            if not str(cap).isupper():
+                raise _api_error(500, f'invalid CapAdd: unknown capability: "{cap}"')
         if not any(
             image in (i["Id"], *i["RepoDigests"], *i["RepoTags"]) for i in self.images_.values()
         ):
@@ -111,7 +128,15 @@ class FakeAPI:
 
     def stop(self, cid: str, timeout: int | None = None) -> None:
         self._count("stop")
+        self.log.append(("stop", cid))
         self._get(cid)["State"] = "exited"
+
+    def rename(self, cid: str, name: str) -> None:
+        self._count("rename")
+        self.log.append(("rename", name))
+        if any(f"/{name}" in c["Names"] for c in self.containers_.values()):
+            raise _api_error(409, f'Conflict. The container name "/{name}" is already in use')
+        self._get(cid)["Names"] = [f"/{name}"]
 
     def restart(self, cid: str, timeout: int = 10) -> None:
         self._count("restart")
@@ -119,6 +144,7 @@ class FakeAPI:
 
     def remove_container(self, cid: str, v: bool = False, force: bool = False) -> None:
         self._count("remove_container")
+        self.log.append(("remove_container", cid))
         self._get(cid)
         del self.containers_[cid]
 
@@ -139,7 +165,8 @@ class FakeAPI:
         return {"Id": cid, "State": state, "RestartCount": 0}
 
     def logs(self, cid: str, **kw: Any) -> bytes:
-        return self.logs_text
+        # Each stream on its own, as the provider reads them.
+        return self.logs_text if kw.get("stdout") else self.stderr_text
 
     def wait(self, cid: str, timeout: float | None = None) -> dict[str, Any]:
         self._count("wait")
@@ -415,6 +442,141 @@ def test_config_change_replaces_and_keeps_name(world: World) -> None:
     assert c["kw"]["environment"] == {"DEBUG": "1"}
 
 
+def _replace(world: World, config: Mapping[str, Any], **change: Any) -> tuple[Any, Any]:
+    """Converge ``config`` as docker_container.web on node1, then apply a replace to ``change``."""
+    state = world.converge("docker_container", "docker_container.web", "node1", config)
+    resp = world.plan(
+        "docker_container", "docker_container.web", "node1", state, {**config, **change}
+    )
+    assert resp.requires_replace
+    world.apis["node1"].log.clear()
+    out = world.apply(
+        "docker_container", "docker_container.web", "node1", "replace", state, resp.planned
+    )
+    return state, out
+
+
+def _names(api: FakeAPI) -> dict[str, str]:
+    return {c["Names"][0]: c["State"] for c in api.containers_.values()}
+
+
+def test_replace_creates_the_new_container_before_removing_the_old(world: World) -> None:
+    api = world.apis["node1"]
+    state, out = _replace(world, container_config(), environment={"DEBUG": "1"})
+    assert not out.diagnostics, out.diagnostics
+    new_id = out.new_state["container_id"]
+    assert api.log == [
+        ("create_container", "web.kplan-new"),
+        ("stop", state["container_id"]),
+        ("remove_container", state["container_id"]),
+        ("rename", "web"),
+    ]
+    assert _names(api) == {"/web": "running"}
+    (c,) = api.containers_.values()
+    assert c["Id"] == new_id and c["Labels"]["kplan.address"] == "docker_container.web"
+    # Renamed into place, it reads as the address's container.
+    read = world.read("docker_container", ("docker_container.web", "node1", out.new_state))
+    assert read.states == {"docker_container.web": out.new_state}
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"cap_add": ["NET_ADMIN", "bogus"]}, 'unknown capability: "bogus"'),
+        ({"image": f"{IMAGE}:nope"}, "docker_image"),
+    ],
+)
+def test_a_replace_whose_create_fails_keeps_the_old_container_running(
+    world: World, change: dict[str, Any], detail: str
+) -> None:
+    api = world.apis["node1"]
+    state, out = _replace(world, container_config(), **change)
+    (d,) = out.diagnostics
+    assert d.code == "docker-api" and 'creating container "web"' in d.summary
+    assert detail in d.detail
+    assert 'the old container "web" is left as it was and keeps running' in d.detail
+    assert out.new_state == state
+    assert _names(api) == {"/web": "running"}
+    assert api.containers_[state["container_id"]]["State"] == "running"
+    assert ("stop", state["container_id"]) not in api.log
+
+
+def test_a_replace_that_dies_before_the_rename_is_recovered(world: World) -> None:
+    """The session drops after the old container went: the staged one is not taken for it."""
+    api = world.apis["node1"]
+
+    def dropped(cid: str, name: str) -> None:
+        raise requests.exceptions.ConnectionError("Connection aborted.")
+
+    api.rename = dropped  # type: ignore[method-assign]
+    config = container_config()
+    state, out = _replace(world, config, environment={"DEBUG": "1"})
+    (d,) = out.diagnostics
+    assert d.code == UNREACHABLE_CODE
+    assert 'left, not started, as "web.kplan-new"' in d.detail
+    assert _names(api) == {"/web.kplan-new": "created"}
+    # The refresh does not take the unfinished replacement for the container.
+    read = world.read("docker_container", ("docker_container.web", "node1", state))
+    assert read.states == {"docker_container.web": None}
+    # The next apply creates it, clearing the leftover.
+    del api.rename
+    new = world.converge("docker_container", "docker_container.web", "node1", config)
+    assert _names(api) == {"/web": "running"}
+    assert set(api.containers_) == {new["container_id"]}
+
+
+def test_a_replace_that_dies_before_the_old_is_removed_is_retried(world: World) -> None:
+    api = world.apis["node1"]
+    real_stop, real_remove = api.stop, api.remove_container
+
+    def dropped(*a: Any, **kw: Any) -> None:
+        raise requests.exceptions.ConnectionError("Connection aborted.")
+
+    api.stop = dropped  # type: ignore[method-assign]
+    api.remove_container = dropped  # type: ignore[method-assign]
+    config = container_config()
+    state, out = _replace(world, config, environment={"DEBUG": "1"})
+    assert [d.code for d in out.diagnostics] == [UNREACHABLE_CODE]
+    assert out.new_state == state
+    # Both exist now, with the same kplan.address: the refresh still finds the old one.
+    assert _names(api) == {"/web": "running", "/web.kplan-new": "created"}
+    stale = {**state, "container_id": "gone"}
+    for recorded in (state, stale):
+        read = world.read("docker_container", ("docker_container.web", "node1", recorded))
+        assert read.states["docker_container.web"]["container_id"] == state["container_id"]
+    # The retry removes the leftover, and replaces.
+    api.stop, api.remove_container = real_stop, real_remove  # type: ignore[method-assign]
+    planned = world.plan(
+        "docker_container",
+        "docker_container.web",
+        "node1",
+        state,
+        {**config, "environment": {"DEBUG": "1"}},
+    ).planned
+    again = world.apply(
+        "docker_container", "docker_container.web", "node1", "replace", state, planned
+    )
+    assert not again.diagnostics, again.diagnostics
+    assert _names(api) == {"/web": "running"}
+    assert set(api.containers_) == {again.new_state["container_id"]}
+
+
+def test_a_replace_refuses_a_foreign_container_under_the_temporary_name(world: World) -> None:
+    api = world.apis["node1"]
+    api.create_container(f"{IMAGE}@{DIGEST_A}", name="web.kplan-new", labels={})
+    state, out = _replace(world, container_config(), environment={"DEBUG": "1"})
+    (d,) = out.diagnostics
+    assert d.code == "container-exists" and '"web.kplan-new"' in d.summary
+    assert api.containers_[state["container_id"]]["State"] == "running"
+
+
+def test_a_replace_to_a_new_name_removes_the_old_one(world: World) -> None:
+    api = world.apis["node1"]
+    _, out = _replace(world, container_config(), name="web2")
+    assert not out.diagnostics, out.diagnostics
+    assert _names(api) == {"/web2": "running"}
+
+
 def test_nothing_changed_plans_the_same_state(world: World) -> None:
     config = container_config()
     state = world.converge("docker_container", "docker_container.web", "node1", config)
@@ -524,6 +686,31 @@ def test_lost_session_mid_call_is_unreachable(world: World) -> None:
     world.apis["node1"].containers = broken  # type: ignore[method-assign]
     resp = world.read("docker_container", ("docker_container.a", "node1", container_config()))
     assert [d.code for d in resp.diagnostics] == [UNREACHABLE_CODE]
+
+
+@pytest.mark.parametrize(
+    "exc", [paramiko.SSHException("SSH session not active"), EOFError(), OSError("Socket closed")]
+)
+def test_a_dropped_ssh_session_is_unreachable(world: World, exc: Exception) -> None:
+    def broken(**kw: Any) -> Any:
+        raise exc
+
+    world.apis["node1"].containers = broken  # type: ignore[method-assign]
+    resp = world.read("docker_container", ("docker_container.a", "node1", container_config()))
+    (d,) = resp.diagnostics
+    assert d.code == UNREACHABLE_CODE and d.summary.startswith("host node1:")
+
+
+def test_sshd_refusing_another_session_says_max_sessions(world: World) -> None:
+    def refused(**kw: Any) -> Any:
+        raise paramiko.ChannelException(1, "Administratively prohibited")
+
+    world.apis["node1"].containers = refused  # type: ignore[method-assign]
+    resp = world.read("docker_container", ("docker_container.a", "node1", container_config()))
+    (d,) = resp.diagnostics
+    assert d.code == "ssh-session-refused" and d.code != UNREACHABLE_CODE
+    assert d.summary.startswith("host node1: sshd refused another SSH session (MaxSessions); ")
+    assert "Administratively prohibited" in d.detail and "MaxSessions" in d.detail
 
 
 def test_no_host_is_refused(world: World) -> None:
@@ -649,11 +836,12 @@ def test_job_failure_reports_exit_code_and_log_tail(world: World) -> None:
     api = world.apis["node1"]
     api.exit_code = 3
     api.logs_text = "".join(f"line {i}\n" for i in range(30)).encode()
+    api.stderr_text = b"fatal: no database\n"
     config = {"image": f"{IMAGE}@{DIGEST_A}", "command": "exit 3"}
     planned = world.plan("docker_job", "docker_job.j", "node1", None, config).planned
     out = world.apply("docker_job", "docker_job.j", "node1", "create", None, planned)
     (d,) = out.diagnostics
     assert out.new_state is None
     assert d.code == "job-failed" and "exited with code 3" in d.summary
-    assert "line 29" in d.detail
+    assert "line 29" in d.detail and "stderr:\nfatal: no database" in d.detail
     assert api.containers_ == {}

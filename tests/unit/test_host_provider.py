@@ -30,9 +30,11 @@ from kplan.provider_api import (
 )
 from kplan.transport.base import (
     UNREACHABLE_CODE,
+    CommandFailed,
     CommandResult,
     Connection,
     HostUnreachable,
+    command_text,
 )
 from kplan.transport.local import LocalConnection
 from kplan.values import UNKNOWN, Secret
@@ -51,6 +53,12 @@ class CountingConnection(Connection):
         self.runs: list[str] = []
         self.writes: list[tuple[str, bool]] = []
         self.down = False
+        # Set: every command fails with this on standard error (exit 2), as a host
+        # short of processes would answer.
+        self.fail_with: bytes | None = None
+        # The largest command line and standard input sent, in bytes.
+        self.longest_command = 0
+        self.longest_stdin = 0
 
     def _check(self) -> None:
         if self.down:
@@ -66,6 +74,12 @@ class CountingConnection(Connection):
     ) -> CommandResult:
         self._check()
         self.runs.append(command if isinstance(command, str) else " ".join(command))
+        self.longest_command = max(self.longest_command, len(command_text(command).encode()))
+        self.longest_stdin = max(self.longest_stdin, len(stdin or b""))
+        if self.fail_with is not None:
+            raise CommandFailed(
+                self.host, command_text(command), CommandResult(2, b"", self.fail_with)
+            )
         return self.inner.run(command, stdin=stdin, timeout=timeout, check=check)
 
     def read_file(self, path: str) -> bytes | None:
@@ -420,6 +434,65 @@ def test_drifted_files_are_read_back_in_one_more_round_trip(lab: Lab) -> None:
     assert read.states['host_file.c["h1-3"]']["content"] == "n = 3\nedited = yes\n"
     assert read.states['host_file.c["h2-7"]']["mode"] == "0600"
     assert read.states['host_file.c["h2-8"]'] is None
+
+
+def test_thousands_of_long_paths_are_read_in_one_round_trip(lab: Lab) -> None:
+    """Far more than Linux allows in one argument (128 KiB): the script goes on stdin."""
+    template = lab.create("host_file", "h1", {"path": str(lab.dir("h1") / "t"), "content": "x\n"})
+    deep = lab.dir("h1") / ("d" * 120) / ("e" * 120)
+    deep.mkdir(parents=True)
+    items = []
+    for n in range(2500):
+        path = deep / f"{'f' * 40}-{n}.conf"
+        path.write_text("x\n")
+        path.chmod(int(template["mode"], 8))
+        items.append((f'host_file.c["{n}"]', "h1", {**template, "path": str(path)}))
+    drifted = {n for n in range(0, 2500, 3)}
+    for n in drifted:
+        (deep / f"{'f' * 40}-{n}.conf").write_text(f"edited {n}\n")
+    assert sum(len(str(s["path"])) for _, _, s in items) > 4 * 128 * 1024
+    lab.reset()
+    read = lab.read("host_file", items)
+    assert read.diagnostics == []
+    # One stat pass, and one fetch of the drifted files (itself several 128 KiB).
+    assert len(lab.conns["h1"].runs) == 2
+    assert lab.conns["h1"].longest_command < 1024 < 128 * 1024 < lab.conns["h1"].longest_stdin
+    for n, (addr, _, _state) in enumerate(items):
+        want = f"edited {n}\n" if n in drifted else "x\n"
+        assert read.states[addr]["content"] == want, addr  # type: ignore[index]
+
+
+CANNOT_FORK = b"sh: 12: Cannot fork\nsh: 14: cannot create /dev/null: Permission denied\n"
+
+
+def test_a_failing_read_names_the_count_not_the_script(lab: Lab) -> None:
+    items = _fifty(lab)
+    lab.conns["h2"].fail_with = CANNOT_FORK
+    read = lab.read("host_file", items)
+    (d,) = read.diagnostics
+    assert d.code == "read-failed" and d.summary == "host h2: reading 25 managed files failed"
+    assert "Cannot fork" in d.detail and "Permission denied" in d.detail
+    assert "for p in" not in str(d) and str(lab.dir("h2")) not in str(d)
+    assert {a for a in read.states} == {a for a, h, _ in items if h == "h1"}
+
+
+def test_a_failing_directory_or_etc_hosts_read_says_so(lab: Lab) -> None:
+    dirs = [
+        (f"d{n}", "h1", lab.create("host_directory", "h1", {"path": str(lab.dir("h1") / f"{n}")}))
+        for n in range(3)
+    ]
+    hosts = lab.dir("h1") / "hosts"
+    hosts.write_text(FOREIGN)
+    etc = lab.create("host_etc_hosts", "h1", {"path": str(hosts)})
+    lab.conns["h1"].fail_with = CANNOT_FORK
+    (d,) = lab.read("host_directory", dirs).diagnostics
+    assert d.summary == "host h1: reading 3 managed directories failed" and "fork" in d.detail
+    (d,) = lab.read("host_etc_hosts", [("e", "h1", etc)]).diagnostics
+    assert d.summary == "host h1: reading 1 managed file failed" and "fork" in d.detail
+    resp = lab.apply("host_etc_hosts", "h1", "update", etc, {**etc, "entries": {"a": "10.0.0.9"}})
+    (d,) = resp.diagnostics
+    assert d.code == "read-failed" and d.summary == f"cannot read {hosts}"
+    assert "fork" in d.detail and "for p in" not in str(d)
 
 
 def test_an_unreachable_host_only_affects_its_own_instances(lab: Lab) -> None:
