@@ -34,12 +34,15 @@ from kplan.provider_api import (
 from kplan.values import UNKNOWN
 from providers.builtin._common import attr_error, attr_warning, is_known, plain
 
-from ._base import DockerType, Failed, Target, guard, plan_response
+from ._base import API_CODE, DockerType, Failed, Target, guard, plan_response
 
 __all__ = ["DockerImage"]
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+PULL_CODE = "image-pull"
+# How registries and dockerd say that a login is missing or was refused.
+_AUTH_WORDS = ("no basic auth credentials", "unauthorized", "authentication required")
 
 SCHEMA = ResourceSchema(
     type_name="docker_image",
@@ -88,6 +91,15 @@ def _auth(state: Mapping[str, Any]) -> dict[str, str] | None:
     if not auth:
         return None
     return {"username": str(auth["username"]), "password": str(auth["password"])}
+
+
+def _pull_hint(detail: str, with_auth: bool) -> str:
+    """A next step for a refused login (the password itself is never shown)."""
+    if not any(w in detail.lower() for w in _AUTH_WORDS):
+        return ""
+    if with_auth:
+        return "\nthe registry refused the login: check registry_auth's username and password"
+    return "\nthe registry requires a login: set registry_auth {username, password}"
 
 
 def _digest_of(repo_digest: Any) -> str | None:
@@ -264,19 +276,32 @@ class DockerImage(DockerType):
         digest = plain(planned.get("digest"))
         tag = str(digest or plain(planned.get("tag")) or "latest")
         ref = _reference(planned)
-        with t.guard(f"pulling {ref}", "digest" if digest else "tag"):
-            for msg in t.api.pull(
-                name, tag=tag, stream=True, decode=True, auth_config=_auth(planned)
-            ):
-                if isinstance(msg, dict) and msg.get("error"):
-                    raise Failed(
-                        attr_error(
-                            "digest" if digest else "tag",
-                            f"host {t.host}: pulling {ref} failed",
-                            str(msg["error"]),
-                            "image-pull",
-                        )
-                    )
+        attribute = "digest" if digest else "tag"
+        auth = _auth(planned)
+
+        def refused(detail: str) -> Failed:
+            return Failed(
+                attr_error(
+                    attribute,
+                    f"host {t.host}: pulling {ref} failed",
+                    detail + _pull_hint(detail, auth is not None),
+                    PULL_CODE,
+                )
+            )
+
+        try:
+            with t.guard(f"pulling {ref}", attribute):
+                for msg in t.api.pull(name, tag=tag, stream=True, decode=True, auth_config=auth):
+                    if isinstance(msg, dict) and msg.get("error"):
+                        raise refused(str(msg["error"]))
+        except Failed as exc:
+            # dockerd answers a refusal it meets before the first progress line (no
+            # login, a wrong password, an unknown tag) with an HTTP error, not in
+            # the stream: it is still the registry refusing the pull.
+            d = exc.diagnostics[0]
+            if exc.status is None or d.code != API_CODE:
+                raise
+            raise refused(d.detail) from None
         with t.guard(f"inspecting image {ref}"):
             info = t.api.inspect_image(ref)
         repo_digest = _repo_digest(name, info.get("RepoDigests") or [])
