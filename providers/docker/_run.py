@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 LOG_TAIL = 20
+# How many times LOG_TAIL merged log lines are read to find LOG_TAIL of each stream.
+LOG_WINDOW = 10
 POLL_SECONDS = 0.5
 # Without a healthcheck a container counts as up once it has run this long unrestarted.
 STABLE_SECONDS = 2.0
@@ -204,20 +206,22 @@ def start(t: Target, cid: str, name: str) -> None:
 def log_tail(t: Target, cid: str, lines: int = LOG_TAIL) -> str:
     """The container's last log lines, stdout then stderr, or a note why there are none.
 
-    The streams are read apart: dockerd copies each in its own goroutine, so in the
-    merged log a final stderr line can sit before the last stdout lines — and fall
-    outside a merged tail (seen in CI).
+    The streams are read apart, from a wider window: dockerd copies each stream in
+    its own goroutine, so a job's last stderr line can be logged before its last
+    forty stdout lines (measured on Docker 20.10), and dockerd applies ``tail`` to
+    the merged log before it filters by stream.
     """
     parts: list[str] = []
     for label, out, err in (("stdout", True, False), ("stderr", False, True)):
         try:
             with t.guard("reading logs"):
-                raw = t.api.logs(cid, stdout=out, stderr=err, tail=lines)
+                raw = t.api.logs(cid, stdout=out, stderr=err, tail=lines * LOG_WINDOW)
         except Failed as exc:
             return f"(logs unavailable: {exc.diagnostics[0].detail or exc.diagnostics[0].summary})"
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        if text.strip():
-            parts.append(f"{label}:\n{text.rstrip()}")
+        kept = text.rstrip().splitlines()[-lines:]
+        if kept:
+            parts.append(f"{label}:\n" + "\n".join(kept))
     return "\n".join(parts) or "(no output)"
 
 

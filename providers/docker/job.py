@@ -16,7 +16,6 @@ removes a container a killed kplan may have left behind.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,10 +82,6 @@ _SPEC_KEYS = (
 
 def job_name(address: str) -> str:
     return "kplan-job-" + hashlib.sha256(address.encode()).hexdigest()[:12]
-
-
-# Seconds to let dockerd finish writing a failed job's log before its tail is read.
-LOG_SETTLE = 0.5
 
 
 class DockerJob(DockerType):
@@ -165,10 +160,6 @@ class DockerJob(DockerType):
             ) from None
         code = int(result.get("StatusCode", -1))
         if code != 0:
-            # dockerd answers /wait when the process exits, and can still be copying
-            # its last output into the log then (seen in CI: the final stderr line
-            # missing). This is the failure path: a pause costs nothing that matters.
-            time.sleep(LOG_SETTLE)
             error = (result.get("Error") or {}).get("Message")
             detail = f"last {_run.LOG_TAIL} log lines:\n{_run.log_tail(t, cid)}"
             if error:
