@@ -330,7 +330,11 @@ def _report(result: ApplyResult | None, p: Plan, json_out: bool) -> None:
     if result.ok:
         if not json_out:
             print_diagnostics(result.diagnostics.items)
-            typer.echo(f"\nApply complete! Resources: {line}")
+            if p.mode is PlanMode.DESTROY:
+                # As Terraform words it: a destroy only destroys.
+                typer.echo(f"\nDestroy complete! Resources: {counts['destroy']} destroyed.")
+            else:
+                typer.echo(f"\nApply complete! Resources: {line}")
         return
     print_diagnostics([d for ds in result.failed.values() for d in ds])
     print_diagnostics(result.diagnostics.items)

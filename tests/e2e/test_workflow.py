@@ -210,7 +210,7 @@ def test_apply_asks_for_yes_and_destroy_removes_everything(module_copy) -> None:
 
     destroyed = run_kplan(root, "destroy", input="yes\n", check=True)
     assert "Do you want to destroy?" in destroyed.stdout
-    assert "0 added, 0 changed, 0 restarted, 7 destroyed" in destroyed.stdout
+    assert "Destroy complete! Resources: 7 destroyed." in destroyed.stdout
     assert run_kplan(root, "state", "list", check=True).stdout == ""
     assert list((root / "out").rglob("*.txt")) == []
     assert run_kplan(root, "output", check=True).stdout == ""
