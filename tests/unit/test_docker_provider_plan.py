@@ -2,9 +2,9 @@
 
 A stopped container plans an update that starts it; one removed plans a
 create; one whose spec label changed plans a replace; a tag that moved in the
-registry plans an update (a new pull). The last two need the engine to ask
-the provider about records that refresh changed and to show the provider's
-``PlanResponse.reasons``: they are skipped until it does.
+registry plans an update (a new pull). The last two rely on the engine asking
+the provider about records that refresh changed and showing the provider's
+``PlanResponse.reasons``.
 """
 
 from __future__ import annotations
@@ -13,21 +13,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from kplan.config.loader import load_module
 from kplan.graph.builder import build_graph
 from kplan.plan.model import Action, Plan
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
 from kplan.plugins import ProviderRegistry
-from kplan.provider_api import PlanResponse
 from kplan.state.records import ResourceRecord
 from tests.unit.test_docker_provider import DIGEST_A, DIGEST_B, IMAGE, World
-
-needs_reasons = pytest.mark.skipif(
-    "reasons" not in PlanResponse.__dataclass_fields__,
-    reason="the engine does not yet take PlanResponse.reasons",
-)
 
 MODULE = f"""
 hosts:
@@ -127,7 +119,6 @@ def test_removed_outside_kplan_plans_a_create(tmp_path: Path) -> None:
     assert (action, reasons) == (Action.CREATE, ["deleted outside kplan"])
 
 
-@needs_reasons
 def test_stopped_reason_is_in_words(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     s.api.stop(s.web_id)
@@ -135,7 +126,6 @@ def test_stopped_reason_is_in_words(tmp_path: Path) -> None:
     assert reasons[0] == "container stopped outside kplan"
 
 
-@needs_reasons
 def test_spec_changed_outside_kplan_plans_a_replace(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     s.api.containers_[s.web_id]["Labels"]["kplan.spec"] = "0" * 64
@@ -144,7 +134,6 @@ def test_spec_changed_outside_kplan_plans_a_replace(tmp_path: Path) -> None:
     assert reasons[0] == "container changed outside kplan (its kplan.spec label differs)"
 
 
-@needs_reasons
 def test_moved_tag_plans_a_pull_and_replaces_the_container(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     s.api.registry[f"{IMAGE}:bookworm"] = DIGEST_B
