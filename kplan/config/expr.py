@@ -23,7 +23,7 @@ files), or a Python traceback or a secret in an error message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +39,11 @@ __all__ = [
     "ExprError",
     "Reference",
     "check_syntax",
+    "compile_text",
+    "compile_value",
     "contains_expression",
     "evaluate",
+    "evaluate_fast",
     "parse_reference",
     "references",
 ]
@@ -333,6 +336,163 @@ def evaluate(
     if ev.diags:
         raise ExprError(ev.diags)
     return result
+
+
+# -- compiled evaluation -------------------------------------------------------------------
+#
+# evaluate() walks the raw value and, for each string, looks up its template, asks
+# whether it is shareable and runs its parts: a dozen calls per string, for every
+# instance of a block. compile_value() does that walk once per raw value and returns
+# one closure with the same result: the expressions' own closures (expr_compile)
+# called from map and list displays. It has no error handling of its own: it raises
+# (any exception) wherever evaluate() would report a problem, and the caller then
+# runs evaluate() for the diagnostics (evaluate_fast). A value with a syntax error
+# is not compiled at all (None).
+
+Fast = Callable[[Mapping[str, Any]], Any]
+_MISSING: Any = object()
+
+
+class _Static(Exception):
+    """A syntax error: the value is only ever evaluated by evaluate()."""
+
+
+class _Problem(Exception):
+    """evaluate() would report a problem here (it says which)."""
+
+
+def compile_value(raw: Any, shared: dict[str, Any] | None = None) -> Fast | None:
+    """A closure ``fast(scope)`` giving what ``evaluate(raw, scope, shared=shared)``
+    gives when that succeeds; it raises otherwise. None when ``raw`` has a syntax error.
+
+    ``raw`` is read once, now: it must not change afterwards (configuration never
+    does). ``shared`` is bound now too: one closure serves the instances of one block.
+    """
+    try:
+        return _compile_node(raw, shared)
+    except (_Static, RecursionError):
+        return None
+
+
+_FAST_TEXT: dict[str, Fast | None] = {}
+
+
+def compile_text(text: str) -> Fast | None:
+    """compile_value for one string (no shared values), cached by its text."""
+    try:
+        return _FAST_TEXT[text]
+    except KeyError:
+        if len(_FAST_TEXT) >= _MAX_CACHED:
+            _FAST_TEXT.clear()
+        fast = _FAST_TEXT[text] = compile_value(text)
+        return fast
+
+
+def evaluate_fast(
+    fast: Fast | None,
+    raw: Any,
+    scope: Mapping[str, Any],
+    positions: Positions | None = None,
+    *,
+    shared: dict[str, Any] | None = None,
+) -> Any:
+    """``evaluate(raw, ...)`` through ``fast = compile_value(raw, shared)``: the same
+    value, and on any problem the same ExprError (evaluate() runs again to report it)."""
+    if fast is not None:
+        try:
+            return fast(scope)
+        except Exception:  # evaluate() below says what went wrong
+            pass
+    return evaluate(raw, scope, positions, shared=shared)
+
+
+def _compile_node(raw: Any, shared: dict[str, Any] | None) -> Fast:
+    kind = type(raw)
+    if kind is str:
+        return _compile_string(raw, shared)
+    if kind is dict or isinstance(raw, Mapping):
+        return _compile_mapping(raw, shared)
+    if isinstance(raw, list | tuple):
+        items = tuple(_compile_node(v, shared) for v in raw)
+        return lambda s: [f(s) for f in items]
+    if isinstance(raw, str):
+        return _compile_string(str(raw), shared)
+    return lambda s: raw
+
+
+def _compile_mapping(raw: Mapping[Any, Any], shared: dict[str, Any] | None) -> Fast:
+    keyed: list[tuple[Any, Fast | None, Fast]] = []
+    for k, v in raw.items():
+        key_fn = _compile_string(k, shared) if type(k) is str and "${" in k else None
+        keyed.append((k, key_fn, _compile_node(v, shared)))
+    if all(key_fn is None for _, key_fn, _ in keyed):
+        items = tuple((k, f) for k, _, f in keyed)
+        return lambda s: {k: f(s) for k, f in items}
+    triples = tuple(keyed)
+
+    def run(s: Mapping[str, Any]) -> Any:  # as _Evaluator.mapping and .key
+        out: dict[Any, Any] = {}
+        unknown = False
+        for k, key_fn, f in triples:
+            key = k
+            if key_fn is not None:
+                key = key_fn(s)
+                if key is UNKNOWN:
+                    unknown = True
+                elif type(key) in (int, float, bool):
+                    key = join_text([key])
+                elif type(key) is not str:
+                    raise _Problem("a map key must be a string")
+                if key in out and key is not UNKNOWN:
+                    raise _Problem("duplicate key")
+            out[key] = f(s)
+        return UNKNOWN if unknown else out
+
+    return run
+
+
+def _compile_string(text: str, shared: dict[str, Any] | None) -> Fast:
+    t = _template(text)
+    if t.literal is not None:
+        literal = t.literal
+        return lambda s: literal
+    if t.error is not None:
+        raise _Static
+    fns: list[Fast] = []
+    for piece in t.pieces:
+        if type(piece) is not str:
+            assert isinstance(piece, _Part)
+            if piece.compiled.fn is None:
+                raise _Static
+            fns.append(piece.compiled.fn)
+    inner = fns[0] if t.native is not None else _joined(t.pieces, fns)
+    if shared is None or not _shareable(text):
+        return inner
+
+    def shared_value(s: Mapping[str, Any]) -> Any:  # as _Evaluator.string
+        value = shared.get(text, _MISSING)
+        if value is _MISSING:
+            value = shared[text] = inner(s)
+        return value
+
+    return shared_value
+
+
+def _joined(pieces: tuple[str | _Part, ...], fns: list[Fast]) -> Fast:
+    """A template with text around its expressions: the parts joined as _string does."""
+    shape = tuple(type(p) is str for p in pieces)
+    if shape == (True, False):  # "http://${x}"
+        a, f = pieces[0], fns[0]
+        return lambda s: join_text([a, f(s)])
+    if shape == (False, True):  # "${x}.example.org"
+        f, b = fns[0], pieces[1]
+        return lambda s: join_text([f(s), b])
+    if shape == (True, False, True):  # "http://${x}:80/"
+        a, f, b = pieces[0], fns[0], pieces[2]
+        return lambda s: join_text([a, f(s), b])
+    calls = iter(fns)
+    parts = tuple(p if type(p) is str else next(calls) for p in pieces)
+    return lambda s: join_text([p if type(p) is str else p(s) for p in parts])  # type: ignore[operator]
 
 
 # -- static analysis ---------------------------------------------------------------------

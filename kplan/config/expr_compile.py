@@ -125,33 +125,80 @@ def _access(node: nodes.Getattr | nodes.Getitem) -> Access:
     return Access(chain_text(name, steps), root, parts)
 
 
-def _getattr(node: nodes.Getattr) -> Fn:
-    base, key, access = _compile(node.node), node.attr, _access(node)
-
-    def get(s: Scope) -> Any:
-        value = base(s)
-        # The common case inline (a plain map holding the key); lookup() does the rest:
-        # UNKNOWN, Secret, lists, tracked instance maps, and every error message.
-        if type(value) is dict:
-            found = value.get(key, _MISSING)
-            if found is not _MISSING:
-                return found
-        return lookup(value, key, access)
-
-    return get
+def _is_lookup(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.Getattr):
+        return True
+    return isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice)
 
 
-def _getitem(node: nodes.Getitem) -> Fn:
-    base, access = _compile(node.node), _access(node)
-    if isinstance(node.arg, nodes.Slice):
-        sl = node.arg
-        parts = [None if n is None else _compile(n) for n in (sl.start, sl.stop, sl.step)]
-        return lambda s: slice_value(base(s), [None if p is None else p(s) for p in parts])
-    if isinstance(node.arg, nodes.Const):
-        key = node.arg.value
-        return lambda s: lookup(base(s), key, access)
-    key_fn = _compile(node.arg)
-    return lambda s: lookup(base(s), key_fn(s), access)
+def _chain(node: nodes.Getattr | nodes.Getitem) -> Fn:
+    """``a.b[c].d``: the whole chain of lookups in one closure (a call for each step
+    is most of the cost of the usual expressions). Each step: a plain map holding a
+    string key inline, lookup() for the rest (UNKNOWN, Secret, lists, tracked
+    instance maps, and every error message)."""
+    links: list[nodes.Getattr | nodes.Getitem] = []
+    n: nodes.Node = node
+    while _is_lookup(n):
+        assert isinstance(n, nodes.Getattr | nodes.Getitem)
+        links.append(n)
+        n = n.node
+    links.reverse()
+    base = _compile(n)  # first: the same error as before when several parts are wrong
+    steps: list[tuple[Any, Fn | None, Access]] = []
+    for link in links:
+        if isinstance(link, nodes.Getattr):
+            steps.append((link.attr, None, _access(link)))
+        elif isinstance(link.arg, nodes.Const):
+            steps.append((link.arg.value, None, _access(link)))
+        else:
+            steps.append((None, _compile(link.arg), _access(link)))
+    name = n.name if isinstance(n, nodes.Name) and n.name != "null" else None
+    if name is not None and len(steps) == 1 and steps[0][1] is None:
+        key, _, access = steps[0]
+
+        def one(s: Scope) -> Any:  # var.x, each.key, local.y
+            value = s.get(name, _MISSING)
+            if value is _MISSING:
+                value = root_value(s, name, ROOTS)
+            if type(value) is dict and type(key) is str:
+                found = value.get(key, _MISSING)
+                if found is not _MISSING:
+                    return found
+            return lookup(value, key, access)
+
+        return one
+    chain_steps = tuple(steps)
+
+    def run(s: Scope) -> Any:
+        if name is None:
+            value = base(s)
+        else:
+            value = s.get(name, _MISSING)
+            if value is _MISSING:
+                value = root_value(s, name, ROOTS)
+        for key, key_fn, access in chain_steps:
+            if key_fn is not None:
+                key = key_fn(s)
+            if type(value) is dict and type(key) is str:
+                found = value.get(key, _MISSING)
+                if found is not _MISSING:
+                    value = found
+                    continue
+            value = lookup(value, key, access)
+        return value
+
+    return run
+
+
+def _slice(node: nodes.Getitem) -> Fn:
+    base, sl = _compile(node.node), node.arg
+    assert isinstance(sl, nodes.Slice)
+    parts = [None if n is None else _compile(n) for n in (sl.start, sl.stop, sl.step)]
+    return lambda s: slice_value(base(s), [None if p is None else p(s) for p in parts])
+
+
+def _lookup_or_slice(node: nodes.Getitem) -> Fn:
+    return _slice(node) if isinstance(node.arg, nodes.Slice) else _chain(node)
 
 
 def _call(node: nodes.Call) -> Fn:
@@ -326,8 +373,8 @@ def _test(node: nodes.Test) -> Fn:
 _HANDLERS: dict[type[nodes.Node], Callable[[Any], Fn]] = {
     nodes.Const: _const,
     nodes.Name: _name,
-    nodes.Getattr: _getattr,
-    nodes.Getitem: _getitem,
+    nodes.Getattr: _chain,
+    nodes.Getitem: _lookup_or_slice,
     nodes.Call: _call,
     nodes.Add: _binop("+"),
     nodes.Sub: _binop("-"),

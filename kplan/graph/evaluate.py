@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kplan.addrs import ROOT, Key, ModuleAddr, ResourceAddr, ResourceConfigAddr
-from kplan.config.expr import Reference, evaluate, references
+from kplan.config.expr import (
+    Fast,
+    Reference,
+    compile_text,
+    compile_value,
+    evaluate,
+    evaluate_fast,
+    references,
+)
 from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resource
 from kplan.config.types import convert, parse_type
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
@@ -39,7 +47,7 @@ _ADDRESS = re.compile(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """One resource instance about to be planned or applied."""
 
@@ -56,24 +64,25 @@ class Instance:
     coarse_deps: Callable[[], Deps] = lambda: _EMPTY
     # Values of strings that are the same for every instance of the block.
     shared: dict[str, Any] | None = field(default=None, repr=False)
+    # The block's attributes compiled once for all its instances: (raw, compiled).
+    program: tuple[dict[str, Any], Fast | None] | None = field(default=None, repr=False)
     _config: dict[str, Any] | None = field(default=None, repr=False)
     _precise: Deps | None = field(default=None, repr=False)
 
     def config(self) -> dict[str, Any]:
         """The evaluated attributes (evaluated on first use: untargeted ones never are)."""
         if self._config is None:
+            raw, fast = self.program or (dict(self.resource.config), None)
             seen, token = access.start()
             try:
-                value = evaluate(
-                    dict(self.resource.config),
-                    self.scope,
-                    self.resource.positions,
-                    shared=self.shared,
+                value = evaluate_fast(
+                    fast, raw, self.scope, self.resource.positions, shared=self.shared
                 )
             finally:
                 access.stop(token)
-            self._config = dict(value)
-            self._precise = self.base_deps | self.resolve(seen)
+            # A new dict already when evaluated from a map (as the attributes always are).
+            self._config = value if type(value) is dict else dict(value)
+            self._precise = self.base_deps | self.resolve(seen) if seen else self.base_deps
         return self._config
 
     @property
@@ -84,7 +93,8 @@ class Instance:
         return self._precise
 
     def evaluate(self, raw: Any, positions: Positions | None = None) -> Any:
-        return evaluate(raw, self.scope, positions or self.resource.positions)
+        fast = compile_text(raw) if type(raw) is str else None
+        return evaluate_fast(fast, raw, self.scope, positions or self.resource.positions)
 
 
 class ResourceHandler(Protocol):
@@ -153,6 +163,8 @@ class Evaluator:
         self.multi: set[tuple[ModuleAddr, str]] = set()
         self._lock = threading.Lock()
         self._refs: dict[int, list[Reference]] = {}
+        # The instance addresses of each block by key: what resolve_access hands out.
+        self._by_key: dict[ResourceConfigAddr, dict[Key, ResourceAddr]] = {}
 
     def _new_scope(self, cfg: ModuleConfig, hosts: list[str], root_dir: str) -> dict[str, Any]:
         scope: dict[str, Any] = dict(self._base_scope)
@@ -234,11 +246,16 @@ class Evaluator:
 
     def resolve_access(self, seen: set[tuple[ResourceConfigAddr, Any]]) -> Deps:
         out: set[ResourceAddr] = set()
+        by_key = self._by_key
         for cfg, key in seen:
             if key is ALL:
                 out.update(self.instances_of(cfg.module, f"{cfg.type}.{cfg.name}"))
-            else:
-                out.add(cfg.instance(key))
+                continue
+            found = None
+            if type(key) is str or type(key) is int:
+                known = by_key.get(cfg)
+                found = known.get(key) if known is not None else None
+            out.add(found if found is not None else cfg.instance(key))
         return frozenset(out)
 
     def _ref_deps(self, m: ModuleAddr, ref: Reference) -> Deps:
@@ -447,21 +464,27 @@ class Evaluator:
         left_out: list[Key] = []
         wanted_keys = getattr(self.handler, "wanted_keys", None)
         wanted = wanted_keys(cfg_addr, res) if wanted_keys is not None else None
+        raw = dict(res.config)
+        program = (raw, compile_value(raw, shared))
+        host_fast = compile_value(res.host) if res.host is not None else None
         for key, each in keys:
             if wanted is not None and key not in wanted:
                 left_out.append(key)
                 continue
             scope = _with_each(mi.scope, key, each, res.count is not None)
             addr = cfg_addr.instance(key)
-            host = self._instance_host(res, scope)
-            deps = base | self._address_deps(mi, addresses, scope)
+            host = self._instance_host(res, scope, host_fast)
+            deps = base | self._address_deps(mi, addresses, scope) if addresses else base
             instances.append(
-                Instance(addr, res, scope, deps, host, self.resolve_access, multi_deps, shared)
+                Instance(
+                    addr, res, scope, deps, host, self.resolve_access, multi_deps, shared, program
+                )
             )
         with self._lock:
             if res.for_each is not None or res.count is not None:
                 self.multi.add((mi.addr, node.name))
             self.resource_instances[(mi.addr, node.name)] = [i.addr for i in instances]
+            self._by_key[cfg_addr] = {i.addr.key: i.addr for i in instances}
             # Left-out instances are not "seen": orphans are only looked for among
             # the rows the targeted plan read, and those exclude them.
             self.seen.update(i.addr for i in instances)
@@ -495,7 +518,7 @@ class Evaluator:
         """Deps of addresses written without ${}; ``x[each.key]`` names one instance."""
         out: set[ResourceAddr] = set()
         for text in texts:
-            m = _ADDRESS.match(text.strip())
+            m = _address_match(text)
             if m is None:
                 continue
             if m["type"] == "module":
@@ -504,16 +527,19 @@ class Evaluator:
             if m["key"] is None:
                 out.update(self.instances_of(mi.addr, f"{m['type']}.{m['name']}"))
                 continue
-            key = reveal(evaluate("${" + m["key"] + "}", scope, None))
+            expr = "${" + m["key"] + "}"
+            key = reveal(evaluate_fast(compile_text(expr), expr, scope, None))
             one = ResourceAddr(mi.addr, m["type"], m["name"], key)
             if self._exists(one):
                 out.add(one)
         return frozenset(out)
 
-    def _instance_host(self, res: Resource, scope: Mapping[str, Any]) -> str | None:
+    def _instance_host(
+        self, res: Resource, scope: Mapping[str, Any], fast: Fast | None = None
+    ) -> str | None:
         if res.host is None:
             return None
-        value = evaluate(res.host, scope, res.positions.sub("host"))
+        value = evaluate_fast(fast, res.host, scope, res.positions.sub("host"))
         if value is UNKNOWN:
             raise _error("host must be known at plan time", "", res.positions.at(("host",)))
         if isinstance(value, dict) and "name" in value:
@@ -588,6 +614,20 @@ class Evaluator:
 
 
 _KIND_ORDER = {"var": 0, "local": 1, "module": 2, "resource": 3, "module_end": 4, "output": 5}
+
+
+_MATCHES: dict[str, re.Match[str] | None] = {}
+
+
+def _address_match(text: str) -> re.Match[str] | None:
+    """_ADDRESS matched against an address written without ${} (cached: once per block)."""
+    try:
+        return _MATCHES[text]
+    except KeyError:
+        if len(_MATCHES) > 10_000:
+            _MATCHES.clear()
+        m = _MATCHES[text] = _ADDRESS.match(text.strip())
+        return m
 
 
 def _node_key(n: Node) -> tuple[tuple[str, ...], int, str]:

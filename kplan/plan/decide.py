@@ -33,6 +33,9 @@ _TRIGGER = re.compile(
     r"(?:\[(?P<key>[^\]]+)\])?(?:\.(?P<attr>[A-Za-z_][\w]*))?$"
 )
 _CHANGED = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+# The response standing for a provider that was not asked (the instance is unchanged):
+# nothing forces a replace, no drift. Only those fields are read; one for all instances.
+_NOT_ASKED = PlanResponse(planned={})
 
 
 @dataclass
@@ -153,6 +156,24 @@ def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping
     return True
 
 
+def _sorted_deps(deps: frozenset[ResourceAddr]) -> tuple[ResourceAddr, ...]:
+    return tuple(sorted(deps, key=str)) if len(deps) > 1 else tuple(deps)
+
+
+_MATCHES: dict[str, re.Match[str] | None] = {}
+
+
+def _trigger_match(text: str) -> re.Match[str] | None:
+    """_TRIGGER matched against a restart_on / replace_on entry (cached: once per block)."""
+    try:
+        return _MATCHES[text]
+    except KeyError:
+        if len(_MATCHES) > 10_000:
+            _MATCHES.clear()
+        m = _MATCHES[text] = _TRIGGER.match(text.strip())
+        return m
+
+
 def _sets_host(cg: ConfigGraph, node: Node) -> bool:
     type_, name = node.name.split(".", 1)
     return cg.modules[node.module].resources[(type_, name)].host is not None
@@ -213,7 +234,7 @@ class InstancePlanner:
             # The configuration is what was applied (and refresh found it real): a
             # provider plans nothing for that, so it is not asked — the hot path of
             # a large no-op plan. `planned is prior` tells _decide so.
-            resp = PlanResponse(planned=prior)
+            resp = _NOT_ASKED
             planned = prior
         else:
             diags = provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics
@@ -230,7 +251,7 @@ class InstancePlanner:
             prior,
             planned,
             tuple(reasons),
-            tuple(sorted(inst.deps, key=str)),
+            _sorted_deps(inst.deps),
             inst.host,
             tuple(resp.requires_replace) if action is Action.REPLACE else (),
         )
@@ -306,22 +327,26 @@ class InstancePlanner:
         replace: list[Reason] = []
         if addr_s in self.replace:
             replace.append(Reason("requested", "replacement requested with -replace"))
-        forcing = {tuple(p) for p in resp.requires_replace}
+        forcing = {tuple(p) for p in resp.requires_replace} if resp.requires_replace else set()
         for p in sorted(forcing, key=str):
             replace.append(Reason("attribute", f"{'.'.join(map(str, p))} forces replacement", p))
-        replace += self._triggers(inst, inst.resource.lifecycle.replace_on, "replace")
+        lifecycle = inst.resource.lifecycle
+        if lifecycle.replace_on:
+            replace += self._triggers(inst, lifecycle.replace_on, "replace")
         if not replace and planned is prior:  # the unchanged fast path: nothing differs
             changed: list[Reason] = []
         else:
             changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
-        drift = [Reason("drift", text) for text in resp.reasons]
+        drift = [Reason("drift", text) for text in resp.reasons] if resp.reasons else []
         if replace:
             return Action.REPLACE, drift + replace + [r for r in changed if r.kind != "unknown"]
         if drift:
             return Action.UPDATE, drift + [r for r in changed if r.kind != "unknown"]
         if changed:
             return Action.UPDATE, changed
-        restart = self._triggers(inst, inst.resource.lifecycle.restart_on, "restart")
+        restart = (
+            self._triggers(inst, lifecycle.restart_on, "restart") if lifecycle.restart_on else []
+        )
         if restart:
             return (Action.RESTART if schema.restartable else Action.REPLACE), restart
         return Action.NOOP, []
@@ -357,7 +382,7 @@ class InstancePlanner:
     def _triggers(self, inst: Instance, entries: Iterable[str], verb: str) -> list[Reason]:
         out: list[Reason] = []
         for text in entries:
-            m = _TRIGGER.match(text.strip())
+            m = _trigger_match(text)
             if m is None:
                 raise KplanError(
                     Diagnostic.error(
