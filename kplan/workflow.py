@@ -29,6 +29,8 @@ from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import ConfigureRequest, HostInfo
 from kplan.state.store import StateStore
+from kplan.transport.hostkeys import HostKeys
+from kplan.transport.pool import HostSpec, Transports
 from kplan.values import contains_unknown, reveal
 
 __all__ = [
@@ -179,11 +181,6 @@ def _hosts(
 ) -> Iterator[None]:
     """The run's connections: providers get the inventory and ``connect``; every
     session opened is closed when the command ends."""
-    # Imported here: paramiko and Fabric cost a tenth of a second that commands
-    # without hosts (validate, show, state) should not pay.
-    from kplan.transport.hostkeys import HostKeys
-    from kplan.transport.pool import HostSpec, Transports
-
     hosts = loaded.config.hosts
 
     def record(host: str, key: str) -> None:

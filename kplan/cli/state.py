@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from contextlib import nullcontext
 from typing import Annotated
 
@@ -14,6 +12,7 @@ from kplan.addrs import AddressError, Target, parse_resource
 from kplan.cli.common import ChdirOpt, LockOpt, LockTimeoutOpt, run_options
 from kplan.cli.values_text import render_attributes
 from kplan.diagnostics import Diagnostic, KplanError
+from kplan.fileio import write_atomic
 from kplan.state.records import ResourceRecord
 from kplan.workflow import load, open_state
 
@@ -212,22 +211,12 @@ def pull(
 
 
 def _write_private(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".kplan-state-", dir=directory)
+        write_atomic(path, text.encode(), prefix=".kplan-state-")
     except OSError as exc:
         raise KplanError(
             Diagnostic.error(f"cannot write {path}: {exc.strerror}", code="state-pull-write")
         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @app.command("push")

@@ -41,6 +41,7 @@ __all__ = [
     "fn_tojson",
     "fn_yamldecode",
     "fn_yamlencode",
+    "template_line",
 ]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -83,7 +84,7 @@ def _template_env(directory: str) -> SandboxedEnvironment:
     return env
 
 
-def _template_line(exc: BaseException, filename: str) -> int | None:
+def template_line(exc: BaseException, filename: str) -> int | None:
     """The template line an exception was raised on, from Jinja's rewritten traceback."""
     line = getattr(exc, "lineno", None)
     if isinstance(line, int):
@@ -116,13 +117,13 @@ def fn_templatefile(path: Any, variables: Any, *, base_dir: str | None = None) -
     except jinja2.TemplateSyntaxError as exc:
         msg = f"templatefile(): {full}:{exc.lineno}: syntax error: {exc.message}"
     except (jinja2.TemplateError, FunctionError) as exc:
-        line = _template_line(exc, full)
+        line = template_line(exc, full)
         text = exc.message if isinstance(exc, FunctionError) else str(exc)
         msg = f"templatefile(): {full}:{line}: {text}"
     except RecursionError:
         msg = f"templatefile(): {full}: recursion too deep"
     except Exception as exc:  # a template error from Python code, e.g. int("x")
-        line = _template_line(exc, full)
+        line = template_line(exc, full)
         msg = f"templatefile(): {full}:{line}: {type(exc).__name__}: {exc}"
     safe = "templatefile(): the template failed to render (its inputs are sensitive)"
     raise FunctionError(msg, safe)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from kplan.addrs import parse_resource
 from kplan.diagnostics import Diagnostic, KplanError
+from kplan.fileio import write_atomic
 from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, ResourceChange
 from kplan.state.codec import decode_value, encode_value
 from kplan.state.crypto import SecretBox
@@ -107,17 +106,7 @@ def write_planfile(path: str, plan: Plan, box: SecretBox) -> None:
     text, _ = encode_value(body, box, _aad(plan.lineage))
     checksum = hashlib.sha256(text.encode()).hexdigest()
     data = json.dumps({"checksum": checksum, "body": text}) + "\n"
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kplan-plan-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data.encode(), prefix=".kplan-plan-")
 
 
 def read_planfile(path: str, box: SecretBox, lineage: str) -> Plan:

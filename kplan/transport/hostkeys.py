@@ -15,12 +15,14 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Mapping
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from kplan.transport.base import HostUnreachable
 
-__all__ = ["HostKeyPolicy", "HostKeys", "fingerprint"]
+if TYPE_CHECKING:
+    import paramiko
+
+__all__ = ["HostKeys", "fingerprint"]
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -57,6 +59,8 @@ class HostKeys:
         with self._lock:
             keys = self._files.get(path)
             if keys is None:
+                import paramiko  # here: a run that reaches no SSH host never loads it
+
                 keys = paramiko.HostKeys()
                 if os.path.exists(path):
                     keys.load(path)
@@ -115,17 +119,3 @@ class HostKeys:
             "then run again with -accept-new-host-keys (kplan records it in state), "
             "or add the key to known_hosts.",
         )
-
-
-class HostKeyPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
-    """paramiko's hook: the client holds no keys itself, so every key comes here."""
-
-    def __init__(self, keys: HostKeys, host: str, address: str, port: int, known_hosts: str):
-        self._keys = keys
-        self._where = (host, address, port, known_hosts)
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        host, address, port, known_hosts = self._where
-        self._keys.verify(host, address, port, key, known_hosts)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from kplan.fileio import write_atomic
 from kplan.transport.base import (
     CommandFailed,
     CommandResult,
@@ -82,21 +82,7 @@ class LocalConnection(Connection):
                 os.chown(path, uid, gid)
             os.chmod(path, mode)
             return
-        directory = os.path.dirname(path) or "."
-        fd, tmp = tempfile.mkstemp(prefix=".kplan-", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if uid != -1 or gid != -1:
-                os.chown(tmp, uid, gid)
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, data, mode=mode, uid=uid, gid=gid)
 
     def docker(self) -> Any:
         with self._lock:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from kplan.transport.base import Connection, HostUnreachable
 from kplan.transport.hostkeys import HostKeys
 from kplan.transport.local import LocalConnection
-from kplan.transport.ssh import SSHConnection
 
 __all__ = ["HostSpec", "Transports"]
 
@@ -59,6 +58,10 @@ class Transports:
     def _make(self, spec: HostSpec) -> Connection:
         if spec.connection == "local":
             return LocalConnection(spec.name)
+        # Imported on the first SSH host: paramiko costs a start-up that plans which
+        # reach no host (-refresh=false, nothing to apply there) should not pay.
+        from kplan.transport.ssh import SSHConnection
+
         return SSHConnection(
             spec.name,
             spec.address,

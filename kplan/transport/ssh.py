@@ -31,7 +31,7 @@ from kplan.transport.base import (
     command_text,
 )
 from kplan.transport.files import owner_spec
-from kplan.transport.hostkeys import HostKeyPolicy, HostKeys, fingerprint
+from kplan.transport.hostkeys import HostKeys, fingerprint
 
 __all__ = ["SSHConnection"]
 
@@ -343,6 +343,20 @@ class SSHConnection(Connection):
             if self._fabric is not None:
                 self._fabric.close()
                 self._fabric = None
+
+
+class HostKeyPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    """paramiko's hook: the client holds no keys itself, so every key comes here."""
+
+    def __init__(self, keys: HostKeys, host: str, address: str, port: int, known_hosts: str):
+        self._keys = keys
+        self._where = (host, address, port, known_hosts)
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        host, address, port, known_hosts = self._where
+        self._keys.verify(host, address, port, key, known_hosts)
 
 
 def _docker_client(conn: SSHConnection, client: paramiko.SSHClient) -> Any:

@@ -11,23 +11,7 @@ an error diagnostic, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from kplan.diagnostics import Diagnostic
-from kplan.provider_api import (
-    ApplyRequest,
-    ApplyResponse,
-    PlanRequest,
-    PlanResponse,
-    Provider,
-    ProviderSchema,
-    ReadRequest,
-    ReadResponse,
-    ValidateRequest,
-    ValidateResponse,
-)
-
-from ._common import ResourceType
+from ._common import TypeDispatcher
 from .local_file import LocalFile
 from .null_resource import NullResource
 from .secret_password import SecretPassword
@@ -36,50 +20,11 @@ from .time_sleep import TimeSleep
 __all__ = ["BuiltinProvider", "provider"]
 
 
-class BuiltinProvider(Provider):
-    """Routes each request to the resource type it names."""
-
+class BuiltinProvider(TypeDispatcher):
     name = "builtin"
 
     def __init__(self) -> None:
-        types: list[ResourceType] = [LocalFile(), SecretPassword(), NullResource(), TimeSleep()]
-        self._types: Mapping[str, ResourceType] = {t.type_name: t for t in types}
-        self._schema = ProviderSchema({n: t.schema for n, t in sorted(self._types.items())})
-
-    def schema(self) -> ProviderSchema:
-        return self._schema
-
-    def _unknown(self, type_name: str) -> Diagnostic:
-        return Diagnostic.error(
-            f'the builtin provider has no resource type "{type_name}"',
-            "it serves: " + ", ".join(sorted(self._types)),
-            code="unsupported-resource-type",
-        )
-
-    def validate(self, req: ValidateRequest) -> ValidateResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return ValidateResponse([self._unknown(req.type_name)])
-        return ValidateResponse(rtype.validate(req.config))
-
-    def read(self, req: ReadRequest) -> ReadResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            states = {i.address: i.state for i in req.instances}
-            return ReadResponse(states, [self._unknown(req.type_name)])
-        return rtype.read(req.instances)
-
-    def plan(self, req: PlanRequest) -> PlanResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return PlanResponse(dict(req.config), diagnostics=[self._unknown(req.type_name)])
-        return rtype.plan(req)
-
-    def apply(self, req: ApplyRequest) -> ApplyResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return ApplyResponse(req.prior, [self._unknown(req.type_name)])
-        return rtype.apply(req)
+        super().__init__([LocalFile(), SecretPassword(), NullResource(), TimeSleep()])
 
 
 #: The entry point's object (``providers.builtin:provider``).

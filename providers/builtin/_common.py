@@ -10,28 +10,44 @@ attribute concerned.
 from __future__ import annotations
 
 import abc
+import re
 import secrets
-from collections.abc import Mapping, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kplan.diagnostics import Diagnostic, Severity
 from kplan.provider_api import (
     ApplyRequest,
     ApplyResponse,
+    ConfigureRequest,
+    HostInfo,
     PlanRequest,
     PlanResponse,
+    Provider,
+    ProviderSchema,
     ReadInstance,
+    ReadRequest,
     ReadResponse,
     ResourceSchema,
+    ValidateRequest,
+    ValidateResponse,
     default_plan,
     validate_against_schema,
 )
 from kplan.values import UNKNOWN, Secret, reveal
 
+if TYPE_CHECKING:
+    from kplan.transport.base import Connection
+
 __all__ = [
+    "MODE_RE",
+    "Inventory",
     "ResourceType",
+    "TypeDispatcher",
     "attr_error",
     "attr_warning",
+    "check_mode",
     "is_known",
     "keep_secret",
     "new_id",
@@ -73,6 +89,29 @@ def _missing_with_attribute(schema: ResourceSchema, diags: list[Diagnostic]) -> 
                 d = Diagnostic(d.severity, d.summary, d.detail, d.pos, d.code, (name,))
         out.append(d)
     return out
+
+
+# Permission bits as an octal string: "644", "0640", "2775".
+MODE_RE = re.compile(r"[0-7]{3,4}")
+
+
+def check_mode(mode: Any) -> Diagnostic | None:
+    mode = plain(mode)
+    if isinstance(mode, int | float) and not isinstance(mode, bool):
+        return attr_error(
+            "mode",
+            'mode must be an octal string such as "0640"',
+            f"got the number {mode}; YAML reads an unquoted 0640 as the number 416: quote it",
+            code="invalid-mode",
+        )
+    if isinstance(mode, str) and not MODE_RE.fullmatch(mode):
+        return attr_error(
+            "mode",
+            f'mode "{mode}" is not an octal permission string',
+            'use three or four digits 0-7, e.g. "0644" or "0750"',
+            code="invalid-mode",
+        )
+    return None
 
 
 class ResourceType(abc.ABC):
@@ -168,3 +207,67 @@ def keep_secret(value: Any, like: Any) -> Any:
     if isinstance(like, Secret) and not isinstance(value, Secret) and value is not None:
         return Secret(value)
     return value
+
+
+class Inventory:
+    """The inventory and the way to reach its hosts, as ``configure()`` gave them (once
+    per run, before any read or apply)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.hosts: Mapping[str, HostInfo] = {}
+        self._connect: Callable[[str], Connection] | None = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        with self._lock:
+            self.hosts = dict(req.hosts)
+            self._connect = req.connect
+
+    @property
+    def configured(self) -> bool:
+        return self._connect is not None
+
+
+class TypeDispatcher(Provider):
+    """A provider made of :class:`ResourceType` objects: each request goes to the type it
+    names; a type this provider does not serve gets an error diagnostic, never an exception.
+    """
+
+    def __init__(self, types: Sequence[ResourceType]) -> None:
+        self._types: Mapping[str, ResourceType] = {t.type_name: t for t in types}
+        self._schema = ProviderSchema({n: t.schema for n, t in sorted(self._types.items())})
+
+    def schema(self) -> ProviderSchema:
+        return self._schema
+
+    def _unknown(self, type_name: str) -> Diagnostic:
+        return Diagnostic.error(
+            f'the {self.name} provider has no resource type "{type_name}"',
+            "it serves: " + ", ".join(sorted(self._types)),
+            code="unsupported-resource-type",
+        )
+
+    def validate(self, req: ValidateRequest) -> ValidateResponse:
+        rtype = self._types.get(req.type_name)
+        if rtype is None:
+            return ValidateResponse([self._unknown(req.type_name)])
+        return ValidateResponse(rtype.validate(req.config))
+
+    def read(self, req: ReadRequest) -> ReadResponse:
+        rtype = self._types.get(req.type_name)
+        if rtype is None:
+            states = {i.address: i.state for i in req.instances}
+            return ReadResponse(states, [self._unknown(req.type_name)])
+        return rtype.read(req.instances)
+
+    def plan(self, req: PlanRequest) -> PlanResponse:
+        rtype = self._types.get(req.type_name)
+        if rtype is None:
+            return PlanResponse(dict(req.config), diagnostics=[self._unknown(req.type_name)])
+        return rtype.plan(req)
+
+    def apply(self, req: ApplyRequest) -> ApplyResponse:
+        rtype = self._types.get(req.type_name)
+        if rtype is None:
+            return ApplyResponse(req.prior, [self._unknown(req.type_name)])
+        return rtype.apply(req)

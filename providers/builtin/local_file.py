@@ -22,7 +22,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -40,12 +39,19 @@ from kplan.provider_api import (
 )
 from kplan.values import UNKNOWN, Path
 
-from ._common import ResourceType, attr_error, attr_warning, keep_secret, plain
+from ._common import (
+    MODE_RE,
+    ResourceType,
+    attr_error,
+    attr_warning,
+    check_mode,
+    keep_secret,
+    plain,
+)
 
 __all__ = ["LocalFile", "normalize_mode", "sha256_of"]
 
 DEFAULT_MODE = "0644"
-_MODE_RE = re.compile(r"[0-7]{3,4}")
 TEMP_SUFFIX = ".kplan-tmp"
 
 SCHEMA = ResourceSchema(
@@ -83,24 +89,6 @@ def sha256_of(content: Any) -> Any:
     return keep_secret(digest, content)
 
 
-def _check_mode(mode: Any) -> Diagnostic | None:
-    if isinstance(mode, int | float):
-        return attr_error(
-            "mode",
-            'mode must be an octal string such as "0640"',
-            f"got the number {mode}; YAML reads an unquoted 0640 as the number 416: quote it",
-            code="invalid-mode",
-        )
-    if isinstance(mode, str) and not _MODE_RE.fullmatch(mode):
-        return attr_error(
-            "mode",
-            f'mode "{mode}" is not an octal permission string',
-            'use three or four digits 0-7, e.g. "0644" or "0600"',
-            code="invalid-mode",
-        )
-    return None
-
-
 def _check_path(path: Any) -> Diagnostic | None:
     if not isinstance(path, str):
         return None
@@ -117,7 +105,7 @@ class LocalFile(ResourceType):
     schema = SCHEMA
 
     def check(self, config: Mapping[str, Any]) -> list[Diagnostic]:
-        diags = [_check_mode(plain(config.get("mode"))), _check_path(plain(config.get("path")))]
+        diags = [check_mode(plain(config.get("mode"))), _check_path(plain(config.get("path")))]
         return [d for d in diags if d is not None]
 
     # ---- read ---------------------------------------------------------------------
@@ -175,7 +163,7 @@ class LocalFile(ResourceType):
         mode = req.config.get("mode")
         if mode is None:
             mode = DEFAULT_MODE
-        elif isinstance(mode, str) and _MODE_RE.fullmatch(mode):
+        elif isinstance(mode, str) and MODE_RE.fullmatch(mode):
             mode = normalize_mode(mode)
         planned = {
             "path": req.config.get("path"),
@@ -224,7 +212,7 @@ class LocalFile(ResourceType):
     ) -> ApplyResponse:
         path, content, mode = (plain(planned.get(k)) for k in ("path", "content", "mode"))
         mode = DEFAULT_MODE if mode is None else mode
-        problem = _check_mode(mode) or _check_path(path)
+        problem = check_mode(mode) or _check_path(path)
         if problem is None and not isinstance(path, str):
             problem = attr_error(
                 "path", "path is not a known string at apply", code="unknown-value"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,14 +29,11 @@ from kplan.diagnostics import Diagnostic
 from kplan.provider_api import (
     ApplyRequest,
     ApplyResponse,
-    ConfigureRequest,
-    HostInfo,
-    PlanResponse,
     ReadInstance,
     ReadResponse,
 )
 from kplan.transport.base import UNREACHABLE_CODE, Connection, HostUnreachable, TransportError
-from providers.builtin._common import ResourceType
+from providers.builtin._common import Inventory, ResourceType
 
 __all__ = [
     "ADDRESS_LABEL",
@@ -51,7 +47,6 @@ __all__ = [
     "Hosts",
     "Target",
     "guard",
-    "plan_response",
 ]
 
 MANAGED_LABEL = "kplan.managed"
@@ -141,35 +136,8 @@ def guard(host: str, what: str, attribute: str | None = None) -> Iterator[None]:
         ) from None
 
 
-def plan_response(
-    planned: Mapping[str, Any],
-    requires_replace: Sequence[tuple[str | int, ...]] = (),
-    reasons: Sequence[str] = (),
-    diagnostics: Sequence[Diagnostic] = (),
-) -> PlanResponse:
-    """A PlanResponse; ``reasons`` (drift in words) go along where the engine takes them."""
-    kwargs: dict[str, Any] = {
-        "planned": planned,
-        "requires_replace": list(requires_replace),
-        "diagnostics": list(diagnostics),
-    }
-    if reasons and "reasons" in PlanResponse.__dataclass_fields__:
-        kwargs["reasons"] = list(reasons)
-    return PlanResponse(**kwargs)
-
-
-class Hosts:
+class Hosts(Inventory):
     """The inventory and the shared connections, as ``configure`` gave them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._hosts: Mapping[str, HostInfo] = {}
-        self._connect: Callable[[str], Connection] | None = None
-
-    def configure(self, req: ConfigureRequest) -> None:
-        with self._lock:
-            self._hosts = dict(req.hosts)
-            self._connect = req.connect
 
     def connection(self, host: str) -> Connection:
         connect = self._connect
@@ -181,11 +149,11 @@ class Hosts:
                     code="provider-not-configured",
                 )
             )
-        if self._hosts and host not in self._hosts:
+        if self.hosts and host not in self.hosts:
             raise Failed(
                 Diagnostic.error(
                     f'host "{host}" is not in the inventory',
-                    "known hosts: " + ", ".join(sorted(self._hosts)),
+                    "known hosts: " + ", ".join(sorted(self.hosts)),
                     code="unknown-host",
                 )
             )

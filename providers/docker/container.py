@@ -47,7 +47,6 @@ from ._base import (
     DockerType,
     Failed,
     Target,
-    plan_response,
 )
 from ._spec import (
     check_binds,
@@ -166,7 +165,7 @@ class DockerContainer(DockerType):
         prior = req.prior
         if prior is None or replace:
             planned["container_id"] = UNKNOWN
-            return plan_response(planned, replace, diagnostics=resp.diagnostics)
+            return PlanResponse(planned, list(replace), list(resp.diagnostics))
         planned["container_id"] = prior.get("container_id")
         have = plain(prior.get("spec_hash"))
         if is_known(want) and have is not None and plain(want) != have:
@@ -176,7 +175,7 @@ class DockerContainer(DockerType):
             reasons.append("container changed outside kplan (its kplan.spec label differs)")
         elif prior.get("running") is False and planned.get("running") is True:
             reasons.append("container stopped outside kplan")
-        return plan_response(planned, replace, reasons, resp.diagnostics)
+        return PlanResponse(planned, list(replace), list(resp.diagnostics), list(reasons))
 
     # ---- read ---------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from kplan.provider_api import (
 from kplan.values import UNKNOWN
 from providers.builtin._common import attr_error, attr_warning, is_known, plain
 
-from ._base import API_CODE, DockerType, Failed, Target, guard, plan_response
+from ._base import API_CODE, DockerType, Failed, Target, guard
 
 __all__ = ["DockerImage"]
 
@@ -169,7 +169,7 @@ class DockerImage(DockerType):
             f"tag {plain(prior.get('tag'))} of {plain(prior.get('name'))} moved in the registry: "
             f"{_short(have)} → {_short(latest)}"
         )
-        return plan_response(planned, (), [reason], resp.diagnostics)
+        return PlanResponse(planned, [], list(resp.diagnostics), [reason])
 
     # ---- read ---------------------------------------------------------------------
 

@@ -12,24 +12,10 @@ host's instances only. Shell commands quote every configured value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from kplan.provider_api import ConfigureRequest, PlanRequest, PlanResponse
+from providers.builtin._common import TypeDispatcher
 
-from kplan.diagnostics import Diagnostic
-from kplan.provider_api import (
-    ApplyRequest,
-    ApplyResponse,
-    ConfigureRequest,
-    PlanRequest,
-    PlanResponse,
-    Provider,
-    ProviderSchema,
-    ReadRequest,
-    ReadResponse,
-    ValidateRequest,
-    ValidateResponse,
-)
-
-from ._common import HostContext, HostResourceType, no_host
+from ._common import HostContext, no_host
 from .directory import HostDirectory
 from .etc_hosts import HostEtcHosts
 from .file import HostFile
@@ -37,59 +23,22 @@ from .file import HostFile
 __all__ = ["HostProvider", "provider"]
 
 
-class HostProvider(Provider):
+class HostProvider(TypeDispatcher):
     """Routes each request to the resource type it names; refuses instances without a host."""
 
     name = "host"
 
     def __init__(self) -> None:
         self.ctx = HostContext()
-        types: list[HostResourceType] = [
-            HostFile(self.ctx),
-            HostDirectory(self.ctx),
-            HostEtcHosts(self.ctx),
-        ]
-        self._types: Mapping[str, HostResourceType] = {t.type_name: t for t in types}
-        self._schema = ProviderSchema({n: t.schema for n, t in sorted(self._types.items())})
-
-    def schema(self) -> ProviderSchema:
-        return self._schema
+        super().__init__([HostFile(self.ctx), HostDirectory(self.ctx), HostEtcHosts(self.ctx)])
 
     def configure(self, req: ConfigureRequest) -> None:
         self.ctx.configure(req)
 
-    def _unknown(self, type_name: str) -> Diagnostic:
-        return Diagnostic.error(
-            f'the host provider has no resource type "{type_name}"',
-            "it serves: " + ", ".join(sorted(self._types)),
-            code="unsupported-resource-type",
-        )
-
-    def validate(self, req: ValidateRequest) -> ValidateResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return ValidateResponse([self._unknown(req.type_name)])
-        return ValidateResponse(rtype.validate(req.config))
-
-    def read(self, req: ReadRequest) -> ReadResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return ReadResponse({}, [self._unknown(req.type_name)])
-        return rtype.read(req.instances)
-
     def plan(self, req: PlanRequest) -> PlanResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return PlanResponse(dict(req.config), diagnostics=[self._unknown(req.type_name)])
-        if req.host is None:
+        if req.host is None and req.type_name in self._types:
             return PlanResponse(dict(req.config), diagnostics=[no_host(req.type_name)])
-        return rtype.plan(req)
-
-    def apply(self, req: ApplyRequest) -> ApplyResponse:
-        rtype = self._types.get(req.type_name)
-        if rtype is None:
-            return ApplyResponse(req.prior, [self._unknown(req.type_name)])
-        return rtype.apply(req)
+        return super().plan(req)
 
 
 #: The entry point's object (``providers.host:provider``).

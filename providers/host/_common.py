@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import abc
 import re
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kplan.diagnostics import Diagnostic, Severity
-from kplan.provider_api import ApplyRequest, ApplyResponse, ConfigureRequest, HostInfo
+from kplan.provider_api import ApplyRequest, ApplyResponse
 from kplan.transport.base import UNREACHABLE_CODE, Connection, TransportError
-from providers.builtin._common import ResourceType, attr_error, is_known, plain
+from providers.builtin._common import (
+    Inventory,
+    ResourceType,
+    attr_error,
+    check_mode,
+    is_known,
+    plain,
+)
 
 __all__ = [
     "HostContext",
@@ -34,27 +40,12 @@ __all__ = [
     "transport_diag",
 ]
 
-_MODE_RE = re.compile(r"[0-7]{3,4}")
 # A user or group: a name as useradd accepts it, or a numeric id.
 _PRINCIPAL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}\$?|[0-9]{1,10}")
 
 
-class HostContext:
+class HostContext(Inventory):
     """The inventory and the way to reach its hosts; set by ``configure()`` once per run."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.hosts: Mapping[str, HostInfo] = {}
-        self._connect: Callable[[str], Connection] | None = None
-
-    def configure(self, req: ConfigureRequest) -> None:
-        with self._lock:
-            self.hosts = dict(req.hosts)
-            self._connect = req.connect
-
-    @property
-    def configured(self) -> bool:
-        return self._connect is not None
 
     def connect(self, host: str) -> Connection:
         """The host's shared connection; raises HostUnreachable (or KeyError-free errors)."""
@@ -97,25 +88,6 @@ def no_host(type_name: str) -> Diagnostic:
 def normalize_mode(mode: str) -> str:
     """``"644"`` → ``"0644"``."""
     return mode.rjust(4, "0")
-
-
-def check_mode(mode: Any) -> Diagnostic | None:
-    mode = plain(mode)
-    if isinstance(mode, int | float) and not isinstance(mode, bool):
-        return attr_error(
-            "mode",
-            'mode must be an octal string such as "0640"',
-            f"got the number {mode}; YAML reads an unquoted 0640 as the number 416: quote it",
-            code="invalid-mode",
-        )
-    if isinstance(mode, str) and not _MODE_RE.fullmatch(mode):
-        return attr_error(
-            "mode",
-            f'mode "{mode}" is not an octal permission string',
-            'use three or four digits 0-7, e.g. "0644" or "0750"',
-            code="invalid-mode",
-        )
-    return None
 
 
 def check_abs_path(path: Any, what: str = "file") -> Diagnostic | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import re
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from kplan.config.functions_io import template_line
 from kplan.values import SENSITIVE_TEXT, Secret, contains_secret, reveal
 
 __all__ = ["RenderError", "Rendered", "render", "syntax_error"]
@@ -63,19 +63,6 @@ def _compile(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
-def _line(exc: BaseException) -> int | None:
-    line = getattr(exc, "lineno", None)
-    if isinstance(line, int):
-        return line
-    tb: types.TracebackType | None = exc.__traceback__
-    found: int | None = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == _NAME:
-            found = tb.tb_lineno
-        tb = tb.tb_next
-    return found
-
-
 def syntax_error(source: str) -> RenderError | None:
     """The template's syntax error, if any (no rendering)."""
     try:
@@ -93,7 +80,7 @@ def _render(source: str, variables: Mapping[str, Any], sensitive: bool) -> str:
     except RecursionError:
         raise RenderError("recursion too deep", None) from None
     except Exception as exc:  # an undefined name, a sandbox refusal, int("x") in a filter
-        line = _line(exc)
+        line = template_line(exc, _NAME)
         if sensitive:
             msg = f"{type(exc).__name__} (the message is hidden: the inputs are sensitive)"
             m = _UNDEFINED_NAME.fullmatch(str(exc))
