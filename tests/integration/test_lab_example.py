@@ -229,12 +229,18 @@ resources:
     restart_on: [host_file.marker]
 """
         )
-        # The lab hosts see this machine's files except /tmp, /run, /srv and /etc.
+        # The lab hosts see this machine's files except /tmp, /run, /srv and /etc: a
+        # checkout in /tmp (CI clones there) is invisible to them, so this checkout's
+        # packages go along in the shared folder, first on the path.
         assert not sys.prefix.startswith(("/tmp/", "/run/", "/srv/")), (
             f"the Python running the tests ({sys.prefix}) is under a directory private to "
             "lab hosts: install kplan somewhere else (a venv in /var/tmp, say)"
         )
-        kplan = f"cd {work} && {sys.executable} -m kplan"
+        for package in ("kplan", "providers"):
+            shutil.copytree(
+                REPO / package, work / "src" / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        kplan = f"cd {work} && PYTHONPATH={work / 'src'} {sys.executable} -m kplan"
         for step in ("init", "apply -auto-approve -no-color"):
             out = _docker(lab3, node1, f"{kplan} {step} 2>&1")
         assert "Apply complete! Resources: 3 added" in out
