@@ -68,6 +68,10 @@ class Attribute:
     force_new: bool = False
     default: Any = None
     description: str = ""
+    # A plan input only: it feeds the attributes named here (a template and its vars
+    # feed a file's content) and is compared through them. A change of it that
+    # leaves them the same is no change: the plan shows nothing and restarts nothing.
+    compared_via: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,10 @@ class ResourceSchema:
 
     def sensitive_attributes(self) -> list[str]:
         return [n for n, a in self.attributes.items() if a.sensitive]
+
+    def input_attributes(self) -> tuple[str, ...]:
+        """Attributes compared through what they feed (``Attribute.compared_via``)."""
+        return tuple(sorted(n for n, a in self.attributes.items() if a.compared_via))
 
 
 @dataclass(frozen=True, slots=True)

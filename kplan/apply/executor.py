@@ -238,6 +238,7 @@ class _ApplyHandler:
             tuple(sorted(inst.deps, key=str)),
             saved.host,
             saved.replace_paths,
+            saved.inputs,
         )
         value = _run_change(final, inst, self.ctx)
         failed = self.ctx.result.failed.get(saved.address, [])

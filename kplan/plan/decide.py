@@ -254,6 +254,7 @@ class InstancePlanner:
             _sorted_deps(inst.deps),
             inst.host,
             tuple(resp.requires_replace) if action is Action.REPLACE else (),
+            schema.input_attributes(),
         )
         if action in _CHANGED:
             self.changed[inst.addr.config][inst.addr.key] = change
@@ -367,6 +368,8 @@ class InstancePlanner:
             if (k,) in forcing or prior.get(k) == planned.get(k):
                 continue
             attr = schema.attributes.get(k)
+            if attr is not None and attr.compared_via:
+                continue  # an input: its result (the rendered content) is what counts
             if attr is not None and attr.computed and not attr.optional:
                 if planned.get(k) is UNKNOWN:
                     unknown.append(k)

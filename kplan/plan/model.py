@@ -76,6 +76,9 @@ class ResourceChange:
     host: str | None = None
     # Attribute paths whose change forces the replace.
     replace_paths: tuple[Path, ...] = ()
+    # Attributes compared through what they feed (a template through the rendered
+    # content): never a reason, and not shown in the diff (the result is).
+    inputs: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:

@@ -61,6 +61,7 @@ def _change(c: ResourceChange) -> dict[str, Any]:
         "depends_on": [str(d) for d in c.depends_on],
         "host": c.host,
         "replace_paths": [list(p) for p in c.replace_paths],
+        "inputs": list(c.inputs),
     }
 
 
@@ -75,6 +76,7 @@ def _unchange(d: Mapping[str, Any]) -> ResourceChange:
         tuple(parse_resource(a) for a in d["depends_on"]),
         d["host"],
         tuple(tuple(p) for p in d["replace_paths"]),
+        tuple(d.get("inputs", ())),
     )
 
 

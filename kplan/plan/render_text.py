@@ -68,7 +68,16 @@ def resource_lines(change: ResourceChange, sym: str, sensitive_text: str) -> lis
     opts = DiffOptions(sensitive_text=sensitive_text, replace_paths=change.replace_paths)
     addr = change.addr
     head = Line(4, sym, f'resource "{addr.type}" "{addr.name}" {{')
-    body = diff_object(change.before or {}, change.after or {}, 8, (), opts)
+    before, after = change.before or {}, change.after or {}
+    shown = [n for n in change.inputs if before.get(n) is not None or after.get(n) is not None]
+    if change.inputs:
+        # Inputs (a template, its vars) are compared through what they feed: the diff
+        # shows that result, the rendered text, as it lands on the host.
+        before = {k: v for k, v in before.items() if k not in change.inputs}
+        after = {k: v for k, v in after.items() if k not in change.inputs}
+    body = diff_object(before, after, 8, (), opts)
+    if shown:
+        body.append(Line(8, "", f"# ({', '.join(shown)} not shown: compared through the result)"))
     return [head, *body, Line(4, "", "}")]
 
 

@@ -5,7 +5,9 @@ Attributes: ``path`` (absolute; a change replaces the file), exactly one of
 or numeric ids, resolved on the host; unset: left as the write makes them),
 ``mode`` (default ``"0644"``); computed ``sha256`` and ``content_masked``.
 A template is rendered at plan time and the result kept in ``content``, so
-the plan shows a line diff of the file. Writes are atomic (a temporary file
+the plan shows a line diff of the file. ``template`` and ``vars`` are inputs
+compared through ``content``: when they change but the rendered text does
+not, the file is no change (and restarts nothing). Writes are atomic (a temporary file
 beside the target, then a rename); missing parent directories are created.
 
 Refresh costs one command per host for every file (kind, owner, group, mode,
@@ -62,12 +64,18 @@ SCHEMA = ResourceSchema(
         "content": Attribute(
             "string", optional=True, description="the file's text; or give template instead"
         ),
+        # Template and vars are inputs: the file is compared by the text they render, so
+        # a variable this template does not use (or a reworded template that renders
+        # the same text) changes nothing on the host and restarts nothing.
         "template": Attribute(
             "string",
             optional=True,
             description='Jinja2 source rendered with vars, e.g. ${file("keystone.conf.j2")}',
+            compared_via=("content",),
         ),
-        "vars": Attribute("map", optional=True, description="the template's variables"),
+        "vars": Attribute(
+            "map", optional=True, description="the template's variables", compared_via=("content",)
+        ),
         "owner": Attribute("any", optional=True, description="user name or uid on the host"),
         "group": Attribute("any", optional=True, description="group name or gid on the host"),
         "mode": Attribute(
