@@ -95,6 +95,28 @@ def test_second_plan_has_no_changes(root: Path) -> None:
     assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
 
 
+def test_a_variable_the_template_does_not_use_changes_nothing(lab3: Lab, root: Path) -> None:
+    """template and vars are compared through the rendered file: same text, no change."""
+    main = root / "main.kp.yaml"
+    original = main.read_text()
+    assert "      format: ${var.log_format}\n" in original
+    main.write_text(
+        original.replace(
+            "      format: ${var.log_format}\n",
+            '      format: ${var.log_format}\n      release: "2024.2"\n',
+        )
+    )
+    try:
+        before = {i: _started(lab3, i, "rsyslog") for i in (0, 1, 2)}
+        plan = run_kplan(root, "plan", "-detailed-exitcode")
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        assert "No changes." in plan.stdout
+        run_kplan(root, "apply", "-auto-approve", check=True)
+        assert {i: _started(lab3, i, "rsyslog") for i in (0, 1, 2)} == before
+    finally:
+        main.write_text(original)
+
+
 def test_config_change_restarts_only_what_mounts_it(lab3: Lab, root: Path) -> None:
     before = {(i, n): _started(lab3, i, n) for i in (1, 2) for n in ("rsyslog", "memcached")}
     var = ("-var", "log_format=RSYSLOG_FileFormat")
