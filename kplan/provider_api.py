@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from kplan.transport.base import Connection
 
 __all__ = [
+    "CREATE_BEFORE_DESTROY",
+    "DESTROY_BEFORE_CREATE",
     "ApplyRequest",
     "ApplyResponse",
     "Attribute",
@@ -46,6 +48,7 @@ __all__ = [
     "ReadInstance",
     "ReadRequest",
     "ReadResponse",
+    "ReplaceOrder",
     "ResourceSchema",
     "ValidateRequest",
     "ValidateResponse",
@@ -54,6 +57,13 @@ __all__ = [
 
 AttrType = Literal["string", "number", "bool", "list", "map", "any"]
 ApplyAction = Literal["create", "update", "replace", "restart", "delete"]
+ReplaceOrder = Literal["create_before_destroy", "destroy_before_create"]
+#: The new object is made first, then the old one removed: never a moment with neither
+#: (a file, a container beside its successor, an image pulled before the old is removed).
+CREATE_BEFORE_DESTROY: ReplaceOrder = "create_before_destroy"
+#: The old object is removed first: for objects that cannot exist twice (a volume's
+#: name is its identity). The default, as in Terraform.
+DESTROY_BEFORE_CREATE: ReplaceOrder = "destroy_before_create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,9 @@ class ResourceSchema:
     # True when the provider can restart an instance (``restart_on``); otherwise
     # a restart trigger is planned as a replace.
     restartable: bool = False
+    # How ``apply(action="replace")`` orders its two halves (see CREATE_BEFORE_DESTROY);
+    # declared, so that plans and docs can show it.
+    replace_order: ReplaceOrder = DESTROY_BEFORE_CREATE
 
     def sensitive_attributes(self) -> list[str]:
         return [n for n, a in self.attributes.items() if a.sensitive]
