@@ -14,7 +14,10 @@ returning one response that carries its own diagnostics:
 and ``configure(req)``, called once per run before the others, with the
 inventory's hosts and ``connect(host)`` for the shared connection to one.
 
-A provider never imports from kplan.cli, kplan.plan or kplan.apply, and knows
+Provider authors build on :mod:`kplan.provider_sdk` (a dispatcher, one
+resource-type base with reads batched per host, the shared helpers); see
+docs/providers/authoring.md. A provider never imports from kplan.cli,
+kplan.plan or kplan.apply, nor another provider's modules, and knows
 nothing of files, addresses' modules, the plan's order or the CLI. Values it
 receives may hold :class:`kplan.values.Secret` (call ``reveal()`` only where
 the raw value is needed) and, in ``validate`` and ``plan``, ``UNKNOWN``.

@@ -44,11 +44,34 @@ def run(*cmd: str | Path, cwd: Path | None = None, ok: bool = True) -> str:
     return out
 
 
+def source_copy(work: Path) -> Path:
+    """The checkout's files (tracked, and new ones not ignored) in a clean folder.
+
+    Building in the checkout would leave a build/ folder whose stale files (a module
+    since renamed or removed) the next wheel would ship.
+    """
+    src = work / "src"
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO, capture_output=True, check=True,
+        ).stdout.decode().split("\0")  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: copy it all
+        skip = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__")
+        shutil.copytree(REPO, src, ignore=skip)
+        return src
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
+    return src
+
+
 def build_wheel(work: Path) -> Path:
     out = work / "dist"
     run(
         sys.executable, "-m", "pip", "wheel", "--no-deps",
-        "-q", "-w", out, REPO,
+        "-q", "-w", out, source_copy(work),
     )  # fmt: skip
     (wheel,) = out.glob("kplan-*.whl")
     return wheel
