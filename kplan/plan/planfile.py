@@ -78,7 +78,7 @@ def _unchange(d: Mapping[str, Any]) -> ResourceChange:
         d["host"],
         tuple(tuple(p) for p in d["replace_paths"]),
         # Absent in plan files written before replace orders were recorded.
-        d.get("replace_order", DESTROY_BEFORE_CREATE),
+        replace_order=d.get("replace_order", DESTROY_BEFORE_CREATE),
     )
 
 
