@@ -14,7 +14,10 @@ returning one response that carries its own diagnostics:
 and ``configure(req)``, called once per run before the others, with the
 inventory's hosts and ``connect(host)`` for the shared connection to one.
 
-A provider never imports from kplan.cli, kplan.plan or kplan.apply, and knows
+Provider authors build on :mod:`kplan.provider_sdk` (a dispatcher, one
+resource-type base with reads batched per host, the shared helpers); see
+docs/providers/authoring.md. A provider never imports from kplan.cli,
+kplan.plan or kplan.apply, nor another provider's modules, and knows
 nothing of files, addresses' modules, the plan's order or the CLI. Values it
 receives may hold :class:`kplan.values.Secret` (call ``reveal()`` only where
 the raw value is needed) and, in ``validate`` and ``plan``, ``UNKNOWN``.
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from kplan.transport.base import Connection
 
 __all__ = [
+    "CREATE_BEFORE_DESTROY",
+    "DESTROY_BEFORE_CREATE",
     "ApplyRequest",
     "ApplyResponse",
     "Attribute",
@@ -46,6 +51,7 @@ __all__ = [
     "ReadInstance",
     "ReadRequest",
     "ReadResponse",
+    "ReplaceOrder",
     "ResourceSchema",
     "ValidateRequest",
     "ValidateResponse",
@@ -54,6 +60,13 @@ __all__ = [
 
 AttrType = Literal["string", "number", "bool", "list", "map", "any"]
 ApplyAction = Literal["create", "update", "replace", "restart", "delete"]
+ReplaceOrder = Literal["create_before_destroy", "destroy_before_create"]
+#: The new object is made first, then the old one removed: never a moment with neither
+#: (a file, a container beside its successor, an image pulled before the old is removed).
+CREATE_BEFORE_DESTROY: ReplaceOrder = "create_before_destroy"
+#: The old object is removed first: for objects that cannot exist twice (a volume's
+#: name is its identity). The default, as in Terraform.
+DESTROY_BEFORE_CREATE: ReplaceOrder = "destroy_before_create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,9 @@ class ResourceSchema:
     # True when the provider can restart an instance (``restart_on``); otherwise
     # a restart trigger is planned as a replace.
     restartable: bool = False
+    # How ``apply(action="replace")`` orders its two halves (see CREATE_BEFORE_DESTROY);
+    # declared, so that plans and docs can show it.
+    replace_order: ReplaceOrder = DESTROY_BEFORE_CREATE
 
     def sensitive_attributes(self) -> list[str]:
         return [n for n, a in self.attributes.items() if a.sensitive]

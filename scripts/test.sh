@@ -2,8 +2,8 @@
 # The project's checks, as CI runs them: lint, format, types, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ruff check kplan providers tests benchmarks
-ruff format --check kplan providers tests benchmarks
+ruff check kplan providers tests benchmarks scripts
+ruff format --check kplan providers tests benchmarks scripts
 mypy
 mypy --strict providers
 python -m pytest -q "$@"

@@ -4,7 +4,8 @@
 their top-level sections (an entry declared in two places is an error
 naming both), builds each entry (see ``blocks``) and follows every module
 call's ``source`` to load the child modules, recursively: ``kplan/NAME``
-is a catalog module, anything else a path relative to the calling module.
+is a module of an installed catalog (see ``catalog``), anything else a path
+relative to the calling module.
 A module that includes itself through a chain of calls is an error that
 shows the chain. All problems found come back together as diagnostics;
 nothing raises for bad input, and nothing is evaluated here.
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
 
-import kplan
 from kplan.config import blocks, resource_blocks
 from kplan.config.blocks import Entry
+from kplan.config.catalog import PREFIX as CATALOG_PREFIX
+from kplan.config.catalog import Catalogs
 from kplan.config.model import ModuleCall, ModuleConfig, Settings
 from kplan.config.yamlpos import YamlDoc, group_positions, read_yaml
 from kplan.diagnostics import Diagnostics, SourcePos
@@ -30,13 +32,15 @@ __all__ = ["FILE_SUFFIX", "SECTIONS", "default_catalog_dir", "load_module"]
 FILE_SUFFIX = ".kp.yaml"
 SECTIONS = ("kplan", "variables", "locals", "hosts", "groups", "modules", "resources", "outputs")
 ROOT_ONLY = ("hosts", "groups")
-CATALOG_PREFIX = "kplan/"
 _T = TypeVar("_T")
 
 
 def default_catalog_dir() -> str:
-    """The service catalog shipped with kplan: the repository's ``modules/`` folder."""
-    return str(FsPath(kplan.__file__).resolve().parents[1] / "modules")
+    """The service catalog shipped with kplan: ``modules/`` of the repository, installed
+    as the package ``kplan_catalog`` (found through importlib.resources)."""
+    from importlib import resources
+
+    return os.fspath(FsPath(str(resources.files("kplan_catalog"))).resolve())
 
 
 def _display(path: str) -> str:
@@ -132,8 +136,9 @@ def _build_all(
 
 
 class _Loader:
-    def __init__(self, catalog_dir: str) -> None:
-        self.catalog_dir = catalog_dir
+    def __init__(self, catalogs: Catalogs) -> None:
+        self.catalogs = catalogs
+        self.catalogs_reported = False
         self.diags = Diagnostics()
         self.cache: dict[str, ModuleConfig] = {}
         self.shown: dict[str, str] = {}  # real path → the folder as first written
@@ -249,12 +254,15 @@ class _Loader:
 
     def resolve(self, folder: str, source: str, pos: SourcePos) -> str | None:
         if source.startswith(CATALOG_PREFIX):
-            target = os.path.join(self.catalog_dir, source[len(CATALOG_PREFIX) :])
-            where = f"the catalog ({_display(self.catalog_dir)})"
-        else:
-            target = os.path.join(folder, source)
-            where = _display(folder)
-        target = os.path.normpath(target)
+            if not self.catalogs_reported:  # a catalog that failed to load: say so once
+                self.catalogs_reported = True
+                self.diags.extend(self.catalogs.diagnostics)
+            found, problem = self.catalogs.resolve(source, pos)
+            if problem is not None:
+                self.diags.extend([problem])
+            return found
+        target = os.path.normpath(os.path.join(folder, source))
+        where = _display(folder)
         if not source.strip() or "\0" in source or not os.path.isdir(target):
             self.diags.error(
                 f"module source {source!r} not found",
@@ -271,10 +279,14 @@ def load_module(
 ) -> tuple[ModuleConfig | None, Diagnostics]:
     """Load the module in ``dir`` and every module it calls.
 
+    ``kplan/NAME`` sources are looked up in ``catalog_dir`` when given, otherwise in
+    the catalogs installed under the ``kplan.catalogs`` entry points.
+
     Returns the configuration and all diagnostics found; the configuration
     is None whenever there is an error among them (warnings alone keep it).
     """
-    loader = _Loader(catalog_dir if catalog_dir is not None else default_catalog_dir())
+    catalogs = Catalogs.folder(catalog_dir) if catalog_dir is not None else Catalogs.installed()
+    loader = _Loader(catalogs)
     try:
         config: ModuleConfig | None = loader.load(dir, (), None)
     except Exception as exc:  # a bug, not bad input: still never a traceback for the user

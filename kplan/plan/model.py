@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kplan.addrs import ResourceAddr
+from kplan.provider_api import DESTROY_BEFORE_CREATE, ReplaceOrder
 from kplan.values import Path, secret_paths, unknown_paths
 
 __all__ = [
@@ -79,6 +80,9 @@ class ResourceChange:
     # Attributes compared through what they feed (a template through the rendered
     # content): never a reason, and not shown in the diff (the result is).
     inputs: tuple[str, ...] = ()
+    # A replace: the order the resource type's schema declares (create_before_destroy
+    # or destroy_before_create); the planner copies it from the schema.
+    replace_order: ReplaceOrder = DESTROY_BEFORE_CREATE
 
     @property
     def address(self) -> str:

@@ -19,6 +19,7 @@ from kplan.addrs import parse_resource
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.fileio import write_atomic
 from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, ResourceChange
+from kplan.provider_api import DESTROY_BEFORE_CREATE
 from kplan.state.codec import decode_value, encode_value
 from kplan.state.crypto import SecretBox
 from kplan.values import UNKNOWN, Unknown
@@ -62,6 +63,7 @@ def _change(c: ResourceChange) -> dict[str, Any]:
         "host": c.host,
         "replace_paths": [list(p) for p in c.replace_paths],
         "inputs": list(c.inputs),
+        "replace_order": c.replace_order,
     }
 
 
@@ -76,7 +78,9 @@ def _unchange(d: Mapping[str, Any]) -> ResourceChange:
         tuple(parse_resource(a) for a in d["depends_on"]),
         d["host"],
         tuple(tuple(p) for p in d["replace_paths"]),
-        tuple(d.get("inputs", ())),
+        inputs=tuple(d.get("inputs", ())),
+        # Absent in plan files written before replace orders were recorded.
+        replace_order=d.get("replace_order", DESTROY_BEFORE_CREATE),
     )
 
 

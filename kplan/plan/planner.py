@@ -9,6 +9,7 @@ changes a host or the state.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -211,7 +212,12 @@ def _make_plan(
         diags.extend(exc.diagnostics)
         return _empty(inputs, options), diags
     plan = Plan(
-        changes=tuple(sorted(changes.values(), key=lambda c: c.addr.sort_key())),
+        changes=tuple(
+            sorted(
+                (_with_replace_order(c, inputs.registry) for c in changes.values()),
+                key=lambda c: c.addr.sort_key(),
+            )
+        ),
         outputs=outputs,
         drift=tuple(sorted(drift, key=lambda c: c.addr.sort_key())),
         mode=options.mode,
@@ -225,6 +231,16 @@ def _make_plan(
         kplan_version=_version(),
     )
     return plan, diags
+
+
+def _with_replace_order(change: ResourceChange, registry: ProviderRegistry) -> ResourceChange:
+    """A replace carries the order its type declares (``ResourceSchema.replace_order``)."""
+    if change.action is not Action.REPLACE:
+        return change
+    order = registry.get(change.addr.type)[1].replace_order
+    if order == change.replace_order:
+        return change
+    return dataclasses.replace(change, replace_order=order)
 
 
 def _empty(inputs: PlanInputs, options: PlanOptions) -> Plan:

@@ -12,14 +12,18 @@ from collections.abc import Iterable
 
 from kplan.addrs import ModuleAddr
 from kplan.plan.model import Action, Plan, ResourceChange
+from kplan.provider_api import CREATE_BEFORE_DESTROY
 
 __all__ = [
     "ACTION_PHRASE",
     "ACTION_SYMBOL",
+    "CREATE_FIRST_LEGEND",
+    "CREATE_FIRST_SYMBOL",
     "DRIFT_PHRASE",
     "LEGEND",
     "LEGEND_ORDER",
     "by_module",
+    "change_symbol",
     "changed",
     "drift_phrase",
     "module_label",
@@ -60,6 +64,17 @@ LEGEND: dict[Action, str] = {
     Action.DELETE: "destroy",
 }
 LEGEND_ORDER = (Action.CREATE, Action.UPDATE, Action.RESTART, Action.REPLACE, Action.DELETE)
+
+# A replace whose type creates the new object first (Terraform's create_before_destroy).
+CREATE_FIRST_SYMBOL = "+/-"
+CREATE_FIRST_LEGEND = "create replacement and then destroy"
+
+
+def change_symbol(change: ResourceChange) -> str:
+    """The change's symbol: ``-/+`` or, for a create-first replace, ``+/-``."""
+    if change.action is Action.REPLACE and change.replace_order == CREATE_BEFORE_DESTROY:
+        return CREATE_FIRST_SYMBOL
+    return ACTION_SYMBOL[change.action]
 
 
 def drift_phrase(action: Action) -> str:

@@ -20,6 +20,7 @@ import kplan
 from kplan.addrs import ModuleAddr, ResourceAddr
 from kplan.plan.model import Action, OutputChange, Plan, ResourceChange
 from kplan.plan.render_common import by_module, sorted_changes
+from kplan.provider_api import CREATE_BEFORE_DESTROY
 from kplan.values import SENSITIVE_TEXT, UNKNOWN, Secret
 
 __all__ = ["FORMAT_VERSION", "plan_to_json", "render_plan_json"]
@@ -111,7 +112,10 @@ def _addr_fields(addr: ResourceAddr) -> dict[str, Any]:
 def _resource_change(change: ResourceChange, drift: bool = False) -> dict[str, Any]:
     out = _addr_fields(change.addr)
     out["provider_name"] = change.provider
-    body = _change(change.before, change.after, TERRAFORM_ACTIONS[change.action])
+    actions = TERRAFORM_ACTIONS[change.action]
+    if change.action is Action.REPLACE and change.replace_order == CREATE_BEFORE_DESTROY:
+        actions = ["create", "delete"]  # Terraform's create_before_destroy
+    body = _change(change.before, change.after, actions)
     if change.action is Action.REPLACE and change.replace_paths:
         body["replace_paths"] = [list(p) for p in change.replace_paths]
     out["change"] = body

@@ -19,9 +19,12 @@ from kplan.plan.model import Action, OutputChange, Plan, ResourceChange
 from kplan.plan.render_common import (
     ACTION_PHRASE,
     ACTION_SYMBOL,
+    CREATE_FIRST_LEGEND,
+    CREATE_FIRST_SYMBOL,
     LEGEND,
     LEGEND_ORDER,
     by_module,
+    change_symbol,
     changed,
     drift_phrase,
     module_label,
@@ -37,7 +40,7 @@ __all__ = ["render_plan_markdown"]
 
 SENSITIVE = "(sensitive)"
 # GitHub's diff highlighting knows "+", "-" and "!" (changed) at column 0.
-_MD_SYMBOL = {"+": "+", "-": "-", "~": "!", "↻": "!", "-/+": "!", "": " "}
+_MD_SYMBOL = {"+": "+", "-": "-", "~": "!", "↻": "!", "-/+": "!", "+/-": "!", "": " "}
 _NOTE_RESERVE = 200
 
 
@@ -60,7 +63,7 @@ def _item(change: ResourceChange, drift: bool = False) -> str:
     if drift:
         sym, phrase = ("-" if change.action is Action.DELETE else "~"), drift_phrase(change.action)
     else:
-        sym, phrase = ACTION_SYMBOL[change.action], ACTION_PHRASE[change.action]
+        sym, phrase = change_symbol(change), ACTION_PHRASE[change.action]
     out = [f"- `{sym}` `{change.address}` {phrase}"]
     out += [f"  - because {_esc(r.message)}" for r in change.reasons if r.kind != "new"]
     if change.host:
@@ -71,8 +74,15 @@ def _item(change: ResourceChange, drift: bool = False) -> str:
 
 
 def _header(plan: Plan) -> str:
-    counts = {a: sum(1 for c in plan.changes if c.action is a) for a in LEGEND_ORDER}
-    rows = [f"| `{ACTION_SYMBOL[a]}` {LEGEND[a]} | {counts[a]} |" for a in LEGEND_ORDER]
+    symbols = [change_symbol(c) for c in plan.changes]
+    rows = [
+        f"| `{ACTION_SYMBOL[a]}` {LEGEND[a]} | {symbols.count(ACTION_SYMBOL[a])} |"
+        for a in LEGEND_ORDER
+    ]
+    if CREATE_FIRST_SYMBOL in symbols:  # a row only when used: Terraform has no such row
+        count = symbols.count(CREATE_FIRST_SYMBOL)
+        row = f"| `{CREATE_FIRST_SYMBOL}` {CREATE_FIRST_LEGEND} | {count} |"
+        rows.insert(LEGEND_ORDER.index(Action.REPLACE) + 1, row)
     title = f"### kplan plan for workspace `{plan.workspace}`"
     if not plan.has_changes:
         body = "**No changes.** Your infrastructure matches the configuration."

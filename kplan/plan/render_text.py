@@ -16,8 +16,11 @@ from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, Resou
 from kplan.plan.render_common import (
     ACTION_PHRASE,
     ACTION_SYMBOL,
+    CREATE_FIRST_LEGEND,
+    CREATE_FIRST_SYMBOL,
     LEGEND,
     LEGEND_ORDER,
+    change_symbol,
     changed,
     drift_phrase,
     sorted_changes,
@@ -50,6 +53,8 @@ class _Style:
             return sym
         if sym == "-/+":
             return f"{_COLORS['-']}-{_RESET}/{_COLORS['+']}+{_RESET}"
+        if sym == CREATE_FIRST_SYMBOL:
+            return f"{_COLORS['+']}+{_RESET}/{_COLORS['-']}-{_RESET}"
         return f"{_COLORS.get(sym, '')}{sym}{_RESET}"
 
     def bold(self, text: str) -> str:
@@ -90,7 +95,7 @@ def _change_block(change: ResourceChange, phrase: str, style: _Style, drift: boo
     out += [_reason_text(r) for r in change.reasons if r.kind not in _SILENT_KINDS]
     if change.host:
         out.append(f"  # on host {change.host}")
-    sym = ACTION_SYMBOL[change.action]
+    sym = change_symbol(change)
     if drift:
         sym = "-" if change.action is Action.DELETE else "~"
     out += [_format(line, style) for line in resource_lines(change, sym, "(sensitive value)")]
@@ -98,15 +103,18 @@ def _change_block(change: ResourceChange, phrase: str, style: _Style, drift: boo
 
 
 def _legend(plan: Plan, style: _Style) -> list[str]:
-    used = {c.action for c in plan.changes}
+    used = {change_symbol(c) for c in plan.changes}
     out = [
         "kplan used the selected providers to generate the following execution plan. "
         "Resource actions are indicated with the following symbols:"
     ]
-    for action in LEGEND_ORDER:
-        if action in used:
-            sym = ACTION_SYMBOL[action]
-            out.append(" " * (3 - len(sym)) + style.sym(sym) + " " + LEGEND[action])
+    legend = [(ACTION_SYMBOL[a], LEGEND[a]) for a in LEGEND_ORDER]
+    legend.insert(
+        LEGEND_ORDER.index(Action.REPLACE) + 1, (CREATE_FIRST_SYMBOL, CREATE_FIRST_LEGEND)
+    )
+    for sym, words in legend:
+        if sym in used:
+            out.append(" " * (3 - len(sym)) + style.sym(sym) + " " + words)
     return out
 
 

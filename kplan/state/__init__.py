@@ -3,7 +3,7 @@
 Workspaces, resources and every version of them (append-only, so any
 earlier serial can be shown), hosts, the history of applies and the lock.
 Secrets are encrypted at rest with AES-GCM; a write never leaves a
-half-written state. The schema is versioned with Alembic migrations kept beside it.
+half-written state. The schema is versioned with Alembic migrations in state/ (kplan_state).
 
     store.py     StateStore: the one entry point (open, resources, put, lock...)
     records.py   ResourceRecord, HistoryEntry: frozen values handed out
@@ -14,7 +14,7 @@ half-written state. The schema is versioned with Alembic migrations kept beside 
     crypto.py    Cipher and load_cipher: the key from env, key file or passphrase
     keys.py      the lazily loaded key, checked against the state's key check
     codec.py     attributes <-> JSON text with sealed secrets
-    schema.py    SQLAlchemy Core tables; migrations/ creates the same tables
+    schema.py    SQLAlchemy Core tables; state/migrations (kplan_state) creates the same tables
     queries.py   the SQL; rows.py: records <-> rows (the fast load path)
 
 The default key file is ``state.key`` beside a SQLite file, and

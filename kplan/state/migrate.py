@@ -1,9 +1,11 @@
 """Bring a state database to the newest schema with Alembic, run programmatically.
 
-The Alembic scripts live in ``kplan/state/migrations`` and are found through
-this package's path, never through an ``alembic.ini`` in the working
-directory. The fast path reads ``alembic_version`` and stops when it is the
-head revision, so opening an up-to-date state never imports Alembic.
+The Alembic scripts live in the repository's top-level ``state/migrations``,
+installed as the package data of ``kplan_state``; Alembic finds them through
+``importlib.resources`` (the location ``kplan_state:migrations``), never
+through an ``alembic.ini`` in the working directory or a checkout's path.
+The fast path reads ``alembic_version`` and stops when it is the head
+revision, so opening an up-to-date state never imports Alembic.
 
 On PostgreSQL the upgrade first takes a transaction-level advisory lock
 (released at commit or rollback), so two kplans opening a new database at
@@ -13,7 +15,6 @@ current. On SQLite the caller holds the state's file lock instead.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -25,9 +26,10 @@ from kplan.state.schema import HEAD_REVISION
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "schema_revision", "upgrade"]
+__all__ = ["MIGRATIONS", "alembic_config", "head_revision", "schema_revision", "upgrade"]
 
-MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+# An Alembic "package:resource" location: found through importlib.resources.
+MIGRATIONS: Final = "kplan_state:migrations"
 _VERSION_TABLE: Final = "alembic_version"
 # pg_advisory_xact_lock key of schema upgrades; a workspace lock hashes "kplan:<name>".
 MIGRATION_LOCK_NAME: Final = "kplan-schema-upgrade"
@@ -38,7 +40,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", MIGRATIONS)
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
@@ -50,7 +52,7 @@ def head_revision() -> str:
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
-        raise RuntimeError("no Alembic revisions under " + str(MIGRATIONS_DIR))
+        raise RuntimeError("no Alembic revisions under " + MIGRATIONS)
     return head
 
 

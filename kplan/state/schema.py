@@ -2,7 +2,7 @@
 
 Portable types only (SQLite and PostgreSQL run the same migrations). JSON is kept as text the
 codec writes; times are UTC. Changing a table here needs a new Alembic
-revision under ``migrations/versions`` and a new :data:`HEAD_REVISION`.
+revision under ``state/migrations/versions`` (top level) and a new :data:`HEAD_REVISION`.
 
     meta        key -> value: small global values (salt, key check, host keys)
     workspaces  name, lineage (uuid4) and serial of each workspace

@@ -4,14 +4,15 @@ Registered under the ``kplan.providers`` entry point as ``builtin`` (see
 pyproject.toml), exactly as a third-party provider would be; the engine never
 imports this package by name. :class:`BuiltinProvider` is a thin dispatcher:
 each resource type lives in its own module as a
-:class:`~providers.builtin._common.ResourceType`, and every request is routed
+:class:`~kplan.provider_sdk.ResourceType`, and every request is routed
 to the type it names. A request for a type this provider does not serve gets
 an error diagnostic, never an exception.
 """
 
 from __future__ import annotations
 
-from ._common import TypeDispatcher
+from kplan.provider_sdk import TypeDispatcher
+
 from .local_file import LocalFile
 from .null_resource import NullResource
 from .secret_password import SecretPassword
@@ -27,5 +28,5 @@ class BuiltinProvider(TypeDispatcher):
         super().__init__([LocalFile(), SecretPassword(), NullResource(), TimeSleep()])
 
 
-#: The entry point's object (``providers.builtin:provider``).
+#: The entry point's object (``kplan_providers.builtin:provider``).
 provider = BuiltinProvider()

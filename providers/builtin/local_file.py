@@ -37,17 +37,18 @@ from kplan.provider_api import (
     ReadResponse,
     ResourceSchema,
 )
-from kplan.values import UNKNOWN, Path
-
-from ._common import (
+from kplan.provider_sdk import (
+    CREATE_BEFORE_DESTROY,
     MODE_RE,
     ResourceType,
+    Target,
     attr_error,
     attr_warning,
     check_mode,
     keep_secret,
     plain,
 )
+from kplan.values import UNKNOWN, Path
 
 __all__ = ["LocalFile", "normalize_mode", "sha256_of"]
 
@@ -57,6 +58,8 @@ TEMP_SUFFIX = ".kplan-tmp"
 SCHEMA = ResourceSchema(
     type_name="local_file",
     description="A text file on the machine that runs kplan, written atomically.",
+    # The new file is written before the old one is removed.
+    replace_order=CREATE_BEFORE_DESTROY,
     attributes={
         "path": Attribute(
             "string", required=True, force_new=True, description="where the file lives"
@@ -101,7 +104,7 @@ def _check_path(path: Any) -> Diagnostic | None:
     return None
 
 
-class LocalFile(ResourceType):
+class LocalFile(ResourceType[Target]):
     schema = SCHEMA
 
     def check(self, config: Mapping[str, Any]) -> list[Diagnostic]:
@@ -178,23 +181,27 @@ class LocalFile(ResourceType):
 
     # ---- apply --------------------------------------------------------------------
 
-    def create(self, planned: Mapping[str, Any]) -> ApplyResponse:
+    def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse:
         return self._write(planned, fallback=None)
 
-    def update(self, prior: Mapping[str, Any], planned: Mapping[str, Any]) -> ApplyResponse:
+    def update_at(
+        self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
+    ) -> ApplyResponse:
         return self._write(planned, fallback=prior)
 
-    def replace(self, prior: Mapping[str, Any], planned: Mapping[str, Any]) -> ApplyResponse:
+    def replace_at(
+        self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
+    ) -> ApplyResponse:
         """Write the new file first, then remove the old one: never a moment with neither."""
         written = self._write(planned, fallback=prior)
         if any(d.is_error for d in written.diagnostics):
             return written
         if plain(prior.get("path")) == plain(planned.get("path")):
             return written
-        removed = self.delete(prior)
+        removed = self.delete_at(t, prior)
         return ApplyResponse(written.new_state, [*written.diagnostics, *removed.diagnostics])
 
-    def delete(self, prior: Mapping[str, Any]) -> ApplyResponse:
+    def delete_at(self, t: Target, prior: Mapping[str, Any]) -> ApplyResponse:
         path = str(plain(prior.get("path", "")))
         try:
             os.remove(path)

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kplan.provider_api import ApplyResponse, Attribute, ResourceSchema
-
-from ._common import ResourceType, new_id
+from kplan.provider_sdk import ResourceType, Target, new_id
 
 __all__ = ["NullResource"]
 
@@ -28,8 +27,8 @@ SCHEMA = ResourceSchema(
 )
 
 
-class NullResource(ResourceType):
+class NullResource(ResourceType[Target]):
     schema = SCHEMA
 
-    def create(self, planned: Mapping[str, Any]) -> ApplyResponse:
+    def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse:
         return ApplyResponse({**planned, "id": new_id()})

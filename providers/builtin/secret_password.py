@@ -20,9 +20,8 @@ from typing import Any
 
 from kplan.diagnostics import Diagnostic
 from kplan.provider_api import ApplyResponse, Attribute, ReadInstance, ReadResponse, ResourceSchema
+from kplan.provider_sdk import ResourceType, Target, attr_error, plain
 from kplan.values import Secret
-
-from ._common import ResourceType, attr_error, plain
 
 __all__ = ["MAX_LENGTH", "SPECIAL", "SecretPassword", "generate"]
 
@@ -76,7 +75,7 @@ def _check_length(length: Any) -> Diagnostic | None:
     return None
 
 
-class SecretPassword(ResourceType):
+class SecretPassword(ResourceType[Target]):
     schema = SCHEMA
 
     def check(self, config: Mapping[str, Any]) -> list[Diagnostic]:
@@ -93,7 +92,7 @@ class SecretPassword(ResourceType):
             states[inst.address] = state
         return ReadResponse(states=states)
 
-    def create(self, planned: Mapping[str, Any]) -> ApplyResponse:
+    def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse:
         length = plain(planned.get("length"))
         length = SCHEMA.attributes["length"].default if length is None else length
         problem = _check_length(length)

@@ -9,7 +9,6 @@ id; a replace sleeps the old destroy_duration, then the new create_duration.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,13 +22,18 @@ from kplan.provider_api import (
     ResourceSchema,
     default_plan,
 )
-
-from ._common import ResourceType, attr_error, new_id, plain
+from kplan.provider_sdk import (
+    DurationError,
+    ResourceType,
+    Target,
+    attr_error,
+    new_id,
+    parse_duration,
+    plain,
+)
 
 __all__ = ["DurationError", "TimeSleep", "parse_duration"]
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _DURATION_HELP = 'a number and a unit (ms, s, m, h), e.g. "500ms", "2s", "1m30s"'
 
 SCHEMA = ResourceSchema(
@@ -50,26 +54,6 @@ SCHEMA = ResourceSchema(
 )
 
 
-class DurationError(ValueError):
-    """A duration string that does not parse."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: one or more number+unit parts, or a bare ``"0"``."""
-    text = text.strip()
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _PART.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    if pos == 0 or pos != len(text):
-        raise DurationError(f'"{text}" is not a duration')
-    return total
-
-
 def _check_duration(name: str, value: Any) -> Diagnostic | None:
     if not isinstance(value, str):
         return None  # UNKNOWN, absent or mistyped: the generic check speaks
@@ -80,7 +64,7 @@ def _check_duration(name: str, value: Any) -> Diagnostic | None:
     return None
 
 
-class TimeSleep(ResourceType):
+class TimeSleep(ResourceType[Target]):
     schema = SCHEMA
 
     def check(self, config: Mapping[str, Any]) -> list[Diagnostic]:
@@ -96,13 +80,13 @@ class TimeSleep(ResourceType):
         planned = {**resp.planned, "id": req.prior.get("id")}
         return PlanResponse(planned, resp.requires_replace, resp.diagnostics)
 
-    def create(self, planned: Mapping[str, Any]) -> ApplyResponse:
+    def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse:
         problem = self._sleep("create_duration", planned)
         if problem is not None:
             return ApplyResponse(None, [problem])
         return ApplyResponse({**planned, "id": new_id()})
 
-    def delete(self, prior: Mapping[str, Any]) -> ApplyResponse:
+    def delete_at(self, t: Target, prior: Mapping[str, Any]) -> ApplyResponse:
         problem = self._sleep("destroy_duration", prior)
         return ApplyResponse(prior, [problem]) if problem is not None else ApplyResponse(None)
 

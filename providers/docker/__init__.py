@@ -4,8 +4,8 @@ Registered under the ``kplan.providers`` entry point as ``docker``. Every
 instance lives on one host (``host`` on the resource); the provider reaches
 that host's Docker API through the connection ``configure`` hands it
 (``conn.docker()``: over the host's one SSH session, or the local socket).
-:class:`DockerProvider` is a :class:`~providers.builtin._common.TypeDispatcher`:
-each type is a :class:`~providers.docker._base.DockerType` in its own module.
+:class:`DockerProvider` is a :class:`~kplan.provider_sdk.TypeDispatcher`:
+each type is a :class:`~kplan_providers.docker._base.DockerType` in its own module.
 
 What must hold here: a refresh costs a constant number of API calls per host
 (one label-filtered list), whatever the number of objects; an unreachable
@@ -16,7 +16,7 @@ Secret is revealed only to the Docker API, never to a diagnostic or a log.
 from __future__ import annotations
 
 from kplan.provider_api import ConfigureRequest
-from providers.builtin._common import TypeDispatcher
+from kplan.provider_sdk import TypeDispatcher
 
 from ._base import Hosts
 from .container import DockerContainer
@@ -45,5 +45,5 @@ class DockerProvider(TypeDispatcher):
         self.hosts.configure(req)
 
 
-#: The entry point's object (``providers.docker:provider``).
+#: The entry point's object (``kplan_providers.docker:provider``).
 provider = DockerProvider()

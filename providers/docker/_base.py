@@ -9,31 +9,26 @@
     docker.errors.APIError              → code ``docker-api``, naming the object
     docker.errors.DockerException       → code ``docker-api``
 
-:class:`DockerType` routes apply by action with the request's address and host
-(the builtin base class passes the planned state only), and reads in one
-batch per host, hosts in parallel. A step never raises for an expected
-failure: it raises :class:`Failed` inside, and the base turns it into a response.
+:class:`DockerType` is the SDK's :class:`~kplan.provider_sdk.ResourceType` with
+the host's Docker API added: reads in one batch per host (hosts in parallel,
+by the SDK), and every apply step gets a :class:`Target` holding the API. A
+step never raises for an expected failure: it raises
+:class:`~kplan.provider_sdk.Failed` (re-exported here), and the SDK base turns
+it into a response.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kplan.diagnostics import Diagnostic
-from kplan.provider_api import (
-    ApplyRequest,
-    ApplyResponse,
-    ReadInstance,
-    ReadResponse,
-)
+from kplan.provider_api import ApplyRequest, ReadInstance
+from kplan.provider_sdk import Failed, Inventory, ResourceType
 from kplan.transport.base import UNREACHABLE_CODE, Connection, HostUnreachable, TransportError
-from providers.builtin._common import Inventory, ResourceType
 
 __all__ = [
     "ADDRESS_LABEL",
@@ -59,18 +54,6 @@ STAGED_LABEL = "kplan.staged_as"
 MANAGED_FILTER = f"{MANAGED_LABEL}=true"
 API_CODE = "docker-api"
 SESSION_REFUSED_CODE = "ssh-session-refused"
-# Hosts refreshed at once; each costs one SSH session's round trips.
-READ_PARALLELISM = 16
-
-
-class Failed(Exception):
-    """An expected failure inside a step; carries the diagnostics to report."""
-
-    def __init__(self, *diagnostics: Diagnostic, status: int | None = None) -> None:
-        self.diagnostics = list(diagnostics)
-        # The HTTP status of a Docker API error (404: no such object, 409: conflict).
-        self.status = status
-        super().__init__("; ".join(str(d) for d in diagnostics))
 
 
 def unreachable(host: str, summary: str, detail: str = "") -> Diagnostic:
@@ -180,54 +163,25 @@ class Target:
         return guard(self.host, what, attribute)
 
 
-def no_host(type_name: str, address: str) -> Diagnostic:
-    return Diagnostic.error(
-        f"{address}: a {type_name} needs a host",
-        'set "host" on the resource (for example host: ${each.key} with for_each over a group)',
-        code="missing-host",
-    )
+class DockerType(ResourceType[Target]):
+    """One resource type of the docker provider: hosted, with the host's Docker API.
 
+    The SDK base routes apply by action and orders a replace by the schema's
+    ``replace_order``; this adds the client: :meth:`read_host` gets the host's
+    API, and every ``*_at`` step a :class:`Target` holding it.
+    """
 
-class DockerType(ResourceType):
-    """One resource type of the docker provider."""
+    hosted = True
 
     def __init__(self, hosts: Hosts) -> None:
         self.hosts = hosts
 
     # ---- read ---------------------------------------------------------------------
 
-    def read(self, instances: Sequence[ReadInstance]) -> ReadResponse:
-        """Group by host, one :meth:`read_host` per host, hosts in parallel.
-
-        A host that fails (unreachable, API error) leaves its instances out of the
-        answer, so state keeps what it recorded for them, and adds one diagnostic.
-        """
-        by_host: dict[str, list[ReadInstance]] = defaultdict(list)
-        diags: list[Diagnostic] = []
-        for inst in instances:
-            if inst.host is None:
-                diags.append(no_host(self.type_name, inst.address))
-            else:
-                by_host[inst.host].append(inst)
-        hosts = sorted(by_host)
-
-        def one(host: str) -> tuple[dict[str, Mapping[str, Any] | None], list[Diagnostic]]:
-            try:
-                api = self.hosts.api(host)
-                return self.read_host(host, api, by_host[host])
-            except Failed as exc:
-                return {}, exc.diagnostics
-
-        states: dict[str, Mapping[str, Any] | None] = {}
-        if len(hosts) <= 1:
-            results = [one(h) for h in hosts]
-        else:
-            with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(hosts))) as pool:
-                results = list(pool.map(one, hosts))
-        for found, host_diags in results:
-            states.update(found)
-            diags.extend(host_diags)
-        return ReadResponse(states, diags)
+    def read_batch(
+        self, host: str, instances: list[ReadInstance]
+    ) -> tuple[dict[str, Mapping[str, Any] | None], list[Diagnostic]]:
+        return self.read_host(host, self.hosts.api(host), instances)
 
     @abc.abstractmethod
     def read_host(
@@ -237,80 +191,6 @@ class DockerType(ResourceType):
 
     # ---- apply --------------------------------------------------------------------
 
-    def apply(self, req: ApplyRequest) -> ApplyResponse:
-        if req.host is None:
-            return ApplyResponse(req.prior, [no_host(self.type_name, req.address)])
-        try:
-            api = self.hosts.api(req.host)
-        except Failed as exc:
-            return ApplyResponse(req.prior, exc.diagnostics)
-        t = Target(req.address, req.host, api, self.hosts)
-        if req.action == "delete":
-            if req.prior is None:
-                return ApplyResponse(None)
-            return self._run(lambda: self.delete_at(t, req.prior or {}), req.prior)
-        if req.planned is None:
-            msg = f"{req.action} of {self.type_name} needs a planned state"
-            return ApplyResponse(req.prior, [Diagnostic.error(msg)])
-        planned = req.planned
-        prior = req.prior
-        if req.action == "create" or prior is None:
-            return self._run(lambda: self.create_at(t, planned), None)
-        if req.action == "update":
-            return self._run(lambda: self.update_at(t, prior, planned), prior)
-        if req.action == "replace":
-            return self._run(lambda: self.replace_at(t, prior, planned), prior)
-        if req.action == "restart" and self.schema.restartable:
-            return self._run(lambda: self.restart_at(t, prior, planned), prior)
-        return ApplyResponse(
-            prior,
-            [
-                Diagnostic.error(
-                    f'{self.type_name} does not support the action "{req.action}"',
-                    "plan it as a replace instead",
-                    code="unsupported-action",
-                )
-            ],
-        )
-
-    @staticmethod
-    def _run(
-        step: Callable[[], ApplyResponse], fallback: Mapping[str, Any] | None
-    ) -> ApplyResponse:
-        try:
-            return step()
-        except Failed as exc:
-            return ApplyResponse(fallback, exc.diagnostics)
-
-    @abc.abstractmethod
-    def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse: ...
-
-    def update_at(
-        self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
-    ) -> ApplyResponse:
-        return self.update(prior, planned)
-
-    def replace_at(
-        self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
-    ) -> ApplyResponse:
-        """Delete, then create: for objects that cannot exist twice (a volume's name is
-        its identity). ``docker_container`` overrides it to create the new one first."""
-        deleted = self.delete_at(t, prior)
-        if any(d.is_error for d in deleted.diagnostics):
-            return ApplyResponse(prior, deleted.diagnostics)
-        created = self.create_at(t, planned)
-        return ApplyResponse(created.new_state, [*deleted.diagnostics, *created.diagnostics])
-
-    def restart_at(
-        self, t: Target, prior: Mapping[str, Any], planned: Mapping[str, Any]
-    ) -> ApplyResponse:
-        raise Failed(
-            Diagnostic.error(f"{self.type_name} cannot restart", code="unsupported-action")
-        )
-
-    @abc.abstractmethod
-    def delete_at(self, t: Target, prior: Mapping[str, Any]) -> ApplyResponse: ...
-
-    # The builtin base's planned-state-only steps: never used here.
-    def create(self, planned: Mapping[str, Any]) -> ApplyResponse:  # pragma: no cover
-        raise NotImplementedError("docker types apply through apply()")
+    def target(self, req: ApplyRequest) -> Target:
+        host = req.host or ""  # the SDK base refuses a hosted instance without a host
+        return Target(req.address, host, self.hosts.api(host), self.hosts)

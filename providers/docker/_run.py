@@ -2,7 +2,7 @@
 
 Shared by ``docker_container`` (long-running, waits for "healthy") and
 ``docker_job`` (one-shot, waits for its exit). Every call goes through
-:func:`~providers.docker._base.guard`, so a failure is a :class:`Failed` that
+:func:`~kplan_providers.docker._base.guard`, so a failure is a :class:`Failed` that
 names the container and the host.
 """
 
@@ -145,7 +145,7 @@ def create_container(
     """Create (not start) a container from a normalized spec; its id.
 
     ``staged``: create it under this temporary name instead of the spec's, with
-    the label :data:`~providers.docker._base.STAGED_LABEL` naming it, so that a
+    the label :data:`~kplan_providers.docker._base.STAGED_LABEL` naming it, so that a
     refresh and the next apply know it for an unfinished replacement.
     """
     name = spec["name"]

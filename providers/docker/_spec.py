@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kplan.diagnostics import Diagnostic, Severity
+from kplan.provider_sdk import DurationError, attr_error, is_known, parse_duration, plain
 from kplan.values import UNKNOWN, Secret, contains_secret, contains_unknown
-from providers.builtin._common import attr_error, is_known, plain
-from providers.builtin.time_sleep import DurationError, parse_duration
 
 __all__ = [
     "NAME_RE",

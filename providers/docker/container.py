@@ -36,8 +36,8 @@ from kplan.provider_api import (
     ResourceSchema,
     default_plan,
 )
+from kplan.provider_sdk import CREATE_BEFORE_DESTROY, attr_error, is_known, plain
 from kplan.values import UNKNOWN, Path
-from providers.builtin._common import attr_error, is_known, plain
 
 from . import _run
 from ._base import (
@@ -74,6 +74,8 @@ def _spec(t: AttrType, description: str, **kw: Any) -> Attribute:
 SCHEMA = ResourceSchema(
     type_name="docker_container",
     description="A long-running container; apply waits until it is healthy.",
+    # The new container is made beside the old one, then swapped in (replace_at).
+    replace_order=CREATE_BEFORE_DESTROY,
     restartable=True,
     attributes={
         "name": Attribute(

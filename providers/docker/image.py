@@ -31,8 +31,8 @@ from kplan.provider_api import (
     ResourceSchema,
     default_plan,
 )
+from kplan.provider_sdk import CREATE_BEFORE_DESTROY, attr_error, attr_warning, is_known, plain
 from kplan.values import UNKNOWN
-from providers.builtin._common import attr_error, attr_warning, is_known, plain
 
 from ._base import API_CODE, DockerType, Failed, Target, guard
 
@@ -47,6 +47,8 @@ _AUTH_WORDS = ("no basic auth credentials", "unauthorized", "authentication requ
 SCHEMA = ResourceSchema(
     type_name="docker_image",
     description="An image pulled on a host from a registry.",
+    # The new image is pulled before the old one is removed: a container may use it.
+    replace_order=CREATE_BEFORE_DESTROY,
     attributes={
         "name": Attribute(
             "string",

@@ -28,7 +28,7 @@ from kplan.provider_api import (
     ReadResponse,
     ResourceSchema,
 )
-from providers.builtin._common import attr_error, plain
+from kplan.provider_sdk import DESTROY_BEFORE_CREATE, attr_error, plain
 
 from . import _run
 from ._base import DockerType, Failed, Target
@@ -46,6 +46,8 @@ def _runs(t: AttrType, description: str, **kw: Any) -> Attribute:
 SCHEMA = ResourceSchema(
     type_name="docker_job",
     description="A one-shot container run to completion at apply.",
+    # Nothing of a finished run is left; a replace clears the name and runs it again.
+    replace_order=DESTROY_BEFORE_CREATE,
     attributes={
         "image": Attribute("string", required=True, force_new=True, description="image reference"),
         "command": _runs("any", "a string (run by /bin/sh -c) or a list of arguments"),

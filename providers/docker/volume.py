@@ -15,7 +15,7 @@ from typing import Any
 
 from kplan.diagnostics import Diagnostic
 from kplan.provider_api import ApplyResponse, Attribute, ReadInstance, ResourceSchema
-from providers.builtin._common import attr_error, plain
+from kplan.provider_sdk import DESTROY_BEFORE_CREATE, attr_error, plain
 
 from ._base import ADDRESS_LABEL, MANAGED_FILTER, MANAGED_LABEL, DockerType, Failed, Target, guard
 from ._spec import check_labels, check_name
@@ -25,6 +25,8 @@ __all__ = ["DockerVolume"]
 SCHEMA = ResourceSchema(
     type_name="docker_volume",
     description="A named Docker volume on a host.",
+    # A volume's name is its identity: the old one goes first (and its data with it).
+    replace_order=DESTROY_BEFORE_CREATE,
     attributes={
         "name": Attribute("string", required=True, force_new=True, description="volume name"),
         "driver": Attribute(

@@ -13,7 +13,7 @@ host's instances only. Shell commands quote every configured value.
 from __future__ import annotations
 
 from kplan.provider_api import ConfigureRequest, PlanRequest, PlanResponse
-from providers.builtin._common import TypeDispatcher
+from kplan.provider_sdk import TypeDispatcher
 
 from ._common import HostContext, no_host
 from .directory import HostDirectory
@@ -41,5 +41,5 @@ class HostProvider(TypeDispatcher):
         return super().plan(req)
 
 
-#: The entry point's object (``providers.host:provider``).
+#: The entry point's object (``kplan_providers.host:provider``).
 provider = HostProvider()

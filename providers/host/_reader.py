@@ -1,10 +1,11 @@
 """Batched refresh of files and directories: a constant number of commands per host.
 
-:class:`StatReader` groups the instances of one read by host and, on each
-host (hosts in parallel), runs one :func:`~providers.host._shell.stat_script`
-over every path, then — only when some file's digest differs from the
-recorded one — one :func:`~providers.host._shell.fetch_script` over just
-those files, for the plan's diff. An unreachable host yields one
+:class:`StatReader` groups the instances of one read by host (the SDK's
+:func:`~kplan.provider_sdk.read_per_host`) and, on each host (hosts in
+parallel), runs one :func:`~kplan_providers.host._shell.stat_script` over
+every path, then — only when some file's digest differs from the recorded
+one — one :func:`~kplan_providers.host._shell.fetch_script` over just those
+files, for the plan's diff. An unreachable host yields one
 ``host-unreachable`` diagnostic and leaves its instances out of the
 response (the engine keeps what state says); other hosts proceed.
 """
@@ -13,66 +14,26 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kplan.diagnostics import Diagnostic
 from kplan.provider_api import ReadInstance, ReadResponse
+from kplan.provider_sdk import States, attr_error, plain, read_per_host
 from kplan.transport.base import CommandFailed, Connection, TransportError
-from providers.builtin._common import attr_error, plain
 
 from . import _shell
-from ._common import HostContext, no_host, transport_diag
+from ._common import HostContext, transport_diag
 
 __all__ = [
-    "MAX_HOST_THREADS",
     "StatReader",
-    "by_host",
     "ensure_parent_and_principals",
     "read_failed",
 ]
 
-MAX_HOST_THREADS = 16
-
 FromStat = Callable[
     [Mapping[str, Any], _shell.Stat, bytes | None], tuple[dict[str, Any], list[Diagnostic]]
 ]
-States = dict[str, Mapping[str, Any] | None]
-
-
-def by_host(
-    type_name: str, instances: Sequence[ReadInstance]
-) -> tuple[dict[str, list[ReadInstance]], list[Diagnostic]]:
-    """Instances grouped by host (sorted); one error for instances without a host."""
-    groups: dict[str, list[ReadInstance]] = defaultdict(list)
-    diags: list[Diagnostic] = []
-    for inst in instances:
-        if inst.host is None:
-            diags.append(no_host(type_name))
-        else:
-            groups[inst.host].append(inst)
-    return dict(sorted(groups.items())), diags[:1]
-
-
-def per_host(
-    groups: Mapping[str, list[ReadInstance]],
-    one: Callable[[str, list[ReadInstance]], tuple[States, list[Diagnostic]]],
-) -> tuple[States, list[Diagnostic]]:
-    """Run ``one`` for every host, in parallel; results merged in host order."""
-    items = list(groups.items())
-    if len(items) <= 1:
-        results = [one(h, insts) for h, insts in items]
-    else:
-        with ThreadPoolExecutor(max_workers=min(len(items), MAX_HOST_THREADS)) as pool:
-            results = list(pool.map(lambda hi: one(*hi), items))
-    states: States = {}
-    diags: list[Diagnostic] = []
-    for s, d in results:
-        states.update(s)
-        diags.extend(d)
-    return states, diags
 
 
 class StatReader:
@@ -85,9 +46,7 @@ class StatReader:
         self.from_stat = from_stat
 
     def read(self, instances: Sequence[ReadInstance]) -> ReadResponse:
-        groups, diags = by_host(self.type_name, instances)
-        states, host_diags = per_host(groups, self._host)
-        return ReadResponse(states=states, diagnostics=[*diags, *host_diags])
+        return read_per_host(self.type_name, instances, self._host)
 
     def _host(self, host: str, insts: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
         paths = [str(plain(i.state.get("path", ""))) for i in insts]

@@ -27,9 +27,9 @@ from kplan.provider_api import (
     ReadResponse,
     ResourceSchema,
 )
+from kplan.provider_sdk import CREATE_BEFORE_DESTROY, attr_error, attr_warning, plain
 from kplan.transport.base import Connection
 from kplan.values import Path
-from providers.builtin._common import attr_error, attr_warning, plain
 
 from . import _shell
 from ._common import (
@@ -51,6 +51,7 @@ _NOT_EMPTY_EXIT = 73
 SCHEMA = ResourceSchema(
     type_name="host_directory",
     description="A directory on a host, created with its parents; removed only when empty.",
+    replace_order=CREATE_BEFORE_DESTROY,
     attributes={
         "path": Attribute(
             "string", required=True, force_new=True, description="absolute path on the host"

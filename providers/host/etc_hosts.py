@@ -26,16 +26,15 @@ from kplan.provider_api import (
     PlanRequest,
     PlanResponse,
     ReadInstance,
-    ReadResponse,
     ResourceSchema,
 )
+from kplan.provider_sdk import CREATE_BEFORE_DESTROY, States, attr_error, is_known, plain
 from kplan.transport.base import CommandFailed, Connection, TransportError
 from kplan.values import UNKNOWN, Path
-from providers.builtin._common import attr_error, is_known, plain
 
 from . import _shell
 from ._common import HostResourceType, check_abs_path, transport_diag
-from ._reader import States, by_host, per_host, read_failed
+from ._reader import read_failed
 
 __all__ = ["BEGIN", "END", "HostEtcHosts", "parse_block", "replace_block"]
 
@@ -47,6 +46,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})")
 SCHEMA = ResourceSchema(
     type_name="host_etc_hosts",
     description="A managed block of name → address lines in a host's /etc/hosts, edited in place.",
+    replace_order=CREATE_BEFORE_DESTROY,
     attributes={
         "path": Attribute(
             "string",
@@ -110,7 +110,6 @@ def replace_block(text: str, entries: Mapping[str, str] | None) -> str:
 class HostEtcHosts(HostResourceType):
     schema = SCHEMA
     known_at_apply = ("path", "entries")
-    failed_attribute = "path"
 
     def check(self, config: Mapping[str, Any]) -> list[Diagnostic]:
         diags: list[Diagnostic | None] = [check_abs_path(config.get("path"))]
@@ -121,12 +120,8 @@ class HostEtcHosts(HostResourceType):
 
     # ---- read ---------------------------------------------------------------------
 
-    def read(self, instances: Sequence[ReadInstance]) -> ReadResponse:
-        groups, diags = by_host(self.type_name, instances)
-        states, host_diags = per_host(groups, self._host)
-        return ReadResponse(states=states, diagnostics=[*diags, *host_diags])
-
-    def _host(self, host: str, insts: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
+    def read_batch(self, host: str, insts: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
+        """One fetch of every instance's file on the host."""
         paths = [str(plain(i.state.get("path")) or DEFAULT_PATH) for i in insts]
         try:
             result = _shell.run_script(self.ctx.connect(host), _shell.fetch_script(paths))

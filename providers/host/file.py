@@ -35,9 +35,9 @@ from kplan.provider_api import (
     ReadResponse,
     ResourceSchema,
 )
+from kplan.provider_sdk import CREATE_BEFORE_DESTROY, attr_error, attr_warning, keep_secret, plain
 from kplan.transport.base import CommandFailed, Connection
 from kplan.values import UNKNOWN, Path, Secret, contains_unknown
-from providers.builtin._common import attr_error, attr_warning, keep_secret, plain
 
 from . import _shell, template
 from ._common import (
@@ -57,6 +57,7 @@ DEFAULT_MODE = "0644"
 SCHEMA = ResourceSchema(
     type_name="host_file",
     description="A text file on a host, from content or a Jinja2 template, written atomically.",
+    replace_order=CREATE_BEFORE_DESTROY,
     attributes={
         "path": Attribute(
             "string", required=True, force_new=True, description="absolute path on the host"

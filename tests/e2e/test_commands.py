@@ -77,7 +77,8 @@ def test_modules_with_for_each_count_and_hosts(module_copy) -> None:
     replaced = [
         rc["address"]
         for rc in host_plan["resource_changes"]
-        if rc["change"]["actions"] == ["delete", "create"]
+        # local_file writes the new file before removing the old: create_before_destroy.
+        if rc["change"]["actions"] == ["create", "delete"]
     ]
     assert replaced == ['module.svc["web"].local_file.conf["ctl1"]']
 

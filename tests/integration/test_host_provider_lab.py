@@ -15,7 +15,7 @@ from pathlib import Path
 from kplan.provider_api import ConfigureRequest, HostInfo, ReadInstance, ReadRequest
 from kplan.transport.base import Connection
 from kplan.transport.ssh import SSHConnection
-from providers.host import HostProvider
+from kplan_providers.host import HostProvider
 from tests.e2e.conftest import run_kplan
 from tests.integration.lab_fixture import Lab, lab, run_ssh
 

@@ -258,9 +258,15 @@ resources:
             f"the Python running the tests ({sys.prefix}) is under a directory private to "
             "lab hosts: install kplan somewhere else (a venv in /var/tmp, say)"
         )
-        for package in ("kplan", "providers"):
+        # Installed names → the repository's folders (pyproject.toml's package-dir).
+        for package, folder in (
+            ("kplan", "kplan"),
+            ("kplan_providers", "providers"),
+            ("kplan_state", "state"),
+            ("kplan_catalog", "modules"),
+        ):
             shutil.copytree(
-                REPO / package, work / "src" / package, ignore=shutil.ignore_patterns("__pycache__")
+                REPO / folder, work / "src" / package, ignore=shutil.ignore_patterns("__pycache__")
             )
         kplan = f"cd {work} && PYTHONPATH={work / 'src'} {sys.executable} -m kplan"
         for step in ("init", "apply -auto-approve -no-color"):

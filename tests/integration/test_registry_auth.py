@@ -49,7 +49,7 @@ from kplan.provider_api import (
 from kplan.transport.base import Connection
 from kplan.transport.ssh import SSHConnection
 from kplan.values import Secret
-from providers.docker import DockerProvider
+from kplan_providers.docker import DockerProvider
 from tests.integration.lab_fixture import Lab, lab_up, run_ssh
 
 AUTH_PORT = 5443

@@ -30,9 +30,9 @@ from kplan.provider_api import (
 )
 from kplan.transport.base import UNREACHABLE_CODE, CommandResult, Connection, HostUnreachable
 from kplan.values import UNKNOWN, Secret
-from providers.docker import DockerProvider
-from providers.docker._spec import spec_hash
-from providers.docker.container import SPEC_KEYS
+from kplan_providers.docker import DockerProvider
+from kplan_providers.docker._spec import spec_hash
+from kplan_providers.docker.container import SPEC_KEYS
 
 IMAGE = "reg:5000/kplan/base"
 DIGEST_A = "sha256:" + "a" * 64

@@ -38,8 +38,8 @@ from kplan.transport.base import (
 )
 from kplan.transport.local import LocalConnection
 from kplan.values import UNKNOWN, Secret
-from providers.host import HostProvider, _shell, provider
-from providers.host.etc_hosts import BEGIN, END, parse_block, replace_block
+from kplan_providers.host import HostProvider, _shell, provider
+from kplan_providers.host.etc_hosts import BEGIN, END, parse_block, replace_block
 
 # ---- harness ----------------------------------------------------------------------
 

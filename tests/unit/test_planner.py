@@ -10,9 +10,13 @@ from typing import Any
 from kplan.config.loader import load_module
 from kplan.graph.builder import build_graph
 from kplan.plan.model import Action, PlanMode
+from kplan.plan.planfile import read_planfile, write_planfile
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
+from kplan.plan.render_json import plan_to_json
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import (
+    CREATE_BEFORE_DESTROY,
+    DESTROY_BEFORE_CREATE,
     ApplyRequest,
     ApplyResponse,
     Attribute,
@@ -41,6 +45,7 @@ class FakeContainers(Provider):
                         "id": Attribute("string", computed=True),
                     },
                     restartable=True,
+                    replace_order=CREATE_BEFORE_DESTROY,
                 ),
                 "fake_config": ResourceSchema(
                     "fake_config",
@@ -315,3 +320,35 @@ def test_host_target_reads_only_that_hosts_rows_and_others_lazily(tmp_path: Path
     assert fetched == ['fake_config.conf["h2"]']
     plan, _ = make_plan(inputs, PlanOptions(refresh=False, targets=("host:h2",)))
     assert actions(plan) == {'fake_config.conf["h2"]': Action.UPDATE}
+
+
+class _Box:
+    """A stand-in SecretBox for the plan file: no secrets in these plans."""
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> str:
+        return plaintext.decode()
+
+    def decrypt(self, token: str, aad: bytes) -> bytes:
+        return token.encode()
+
+
+def test_a_replace_carries_the_order_its_type_declares(tmp_path: Path) -> None:
+    state = dict(APPLIED)
+    state['fake_config.conf["a"]'] = {"text": "setting=one", "id": "c1"}
+    state['fake_container.svc["b"]'] = {"image": "img:0", "env": {"CONF": "setting=two"}}
+    (tmp_path / "m").mkdir()
+    plan, _ = plan_of(tmp_path / "m", MODULE, state, replace=('fake_config.conf["b"]',))
+    by_addr = {c.address: c for c in plan.changes if c.action is Action.REPLACE}
+    assert by_addr['fake_container.svc["b"]'].replace_order == CREATE_BEFORE_DESTROY
+    assert by_addr['fake_config.conf["b"]'].replace_order == DESTROY_BEFORE_CREATE
+
+    doc = plan_to_json(plan)
+    acts = {rc["address"]: rc["change"]["actions"] for rc in doc["resource_changes"]}
+    assert acts['fake_container.svc["b"]'] == ["create", "delete"]  # Terraform's c-b-d
+    assert acts['fake_config.conf["b"]'] == ["delete", "create"]
+
+    saved = tmp_path / "tfplan"
+    write_planfile(str(saved), plan, _Box())
+    again = read_planfile(str(saved), _Box(), plan.lineage)
+    saved_orders = {c.address: c.replace_order for c in again.changes}
+    assert saved_orders == {c.address: c.replace_order for c in plan.changes if c.action.is_change}

@@ -35,10 +35,10 @@ from kplan.provider_api import (
     ValidateRequest,
 )
 from kplan.values import UNKNOWN, Secret, iter_paths
-from providers.builtin import provider
-from providers.builtin.local_file import TEMP_SUFFIX
-from providers.builtin.secret_password import SPECIAL, generate
-from providers.builtin.time_sleep import DurationError, parse_duration
+from kplan_providers.builtin import provider
+from kplan_providers.builtin.local_file import TEMP_SUFFIX
+from kplan_providers.builtin.secret_password import SPECIAL, generate
+from kplan_providers.builtin.time_sleep import DurationError, parse_duration
 
 CASES = Path(__file__).parent / "providers_cases"
 TYPES = {"local_file", "secret_password", "null_resource", "time_sleep"}
@@ -112,7 +112,7 @@ def temp_files(root: Path) -> list[Path]:
 def test_entry_point_discovers_builtin_provider() -> None:
     eps = importlib.metadata.entry_points(group="kplan.providers")
     (ep,) = [e for e in eps if e.name == "builtin"]
-    assert ep.value == "providers.builtin:provider"
+    assert ep.value == "kplan_providers.builtin:provider"
     loaded = ep.load()
     assert isinstance(loaded, Provider)
     assert loaded.name == "builtin"

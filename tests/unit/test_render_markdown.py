@@ -55,3 +55,18 @@ def test_fence_grows_past_backticks_in_content() -> None:
     )
     md = render_plan_markdown(Plan((change,)))
     assert "  ````diff\n" in md
+
+
+def test_a_create_first_replace_has_its_own_row_and_symbol() -> None:
+    first = ResourceChange(
+        ROOT.resource("local_file", "f"),
+        "builtin",
+        Action.REPLACE,
+        {"path": "/a"},
+        {"path": "/b"},
+        replace_order="create_before_destroy",
+    )
+    md = render_plan_markdown(Plan((first,)))
+    assert "| `-/+` destroy and then create replacement | 0 |" in md
+    assert "| `+/-` create replacement and then destroy | 1 |" in md
+    assert "- `+/-` `local_file.f` must be replaced" in md

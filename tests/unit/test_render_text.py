@@ -77,3 +77,14 @@ def test_no_trailing_whitespace() -> None:
     change = _change(Action.UPDATE, {"c": "a\n\nb\n"}, {"c": "a\n\nc\n"})
     text = render_plan_text(Plan((change,)))
     assert all(line == line.rstrip() for line in text.splitlines())
+
+
+def test_a_create_first_replace_shows_plus_minus_and_its_legend() -> None:
+    first = _change(Action.REPLACE, {"p": "/a"}, {"p": "/b"}, replace_order="create_before_destroy")
+    other = ResourceChange(ROOT.resource("t", "o"), "p", Action.REPLACE, {"p": "/a"}, {"p": "/b"})
+    text = render_plan_text(Plan((first, other)))
+    assert "-/+ destroy and then create replacement\n" in text
+    assert "+/- create replacement and then destroy\n" in text
+    assert '\n+/- resource "t" "n" {\n' in text and '\n-/+ resource "t" "o" {\n' in text
+    only_first = render_plan_text(Plan((first,)))
+    assert "-/+" not in only_first and "+/- create replacement and then destroy" in only_first

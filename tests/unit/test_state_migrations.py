@@ -66,10 +66,16 @@ def test_alembic_autogenerate_sees_no_difference(fresh_db: Path) -> None:
 
 
 def test_config_needs_no_ini_file(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
     cfg = migrate.alembic_config()
     assert cfg.config_file_name is None
-    assert Path(cfg.get_main_option("script_location") or "").is_dir()
-    assert os.path.isabs(cfg.get_main_option("script_location") or "")
+    # A package resource, not a path: found through importlib.resources, from a wheel too
+    # (scripts/wheel_check.py); in a checkout it is the top-level state/migrations.
+    assert cfg.get_main_option("script_location") == "kplan_state:migrations"
+    found = Path(ScriptDirectory.from_config(cfg).dir)
+    assert os.path.isabs(found)
+    assert found == Path(__file__).resolve().parents[2] / "state" / "migrations"
 
 
 def test_old_db_without_tables_is_upgraded(tmp_path: Path) -> None:
