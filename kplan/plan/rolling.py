@@ -39,6 +39,8 @@ def plan_rolls(
         rolling = rolling_of(c.addr)
         if not rolling or "serial" not in rolling:
             continue
+        if c.addr.key is None:
+            continue  # a block of one instance has nothing to roll
         block = str(c.addr.config)
         blocks.setdefault(block, (rolling, []))[1].append(c.addr)
     rolls: list[tuple[tuple[object, ...], Roll]] = []
