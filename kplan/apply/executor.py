@@ -97,6 +97,9 @@ def _walk_and_apply(
     ev.visit = visit_or_stop  # type: ignore[method-assign]
     try:
         walked = ev.run(parallelism=ctx.parallelism + _EXTRA_WALKERS)
+    except BaseException:  # e.g. Ctrl-C: start nothing new, let work in flight finish
+        ctx.stop.set()
+        raise
     finally:
         _abandon(rest, handler, schedule, ctx)  # what the walk never reached
         schedule.join()

@@ -240,9 +240,8 @@ def test_a_failure_starts_nothing_new_and_lets_work_in_flight_finish(tmp_path: P
         for_each: {a: 1, b: 2, c: 3, d: 4}
       fake_task.y:
         input: ${fake_task.x["b"].id}
-      fake_task.z: {}
     """
-    # z is independent, yet sorted after x: with 2 places it has not started either.
+    # With 2 places, c and d wait for a or b to finish: after a fails, they never start.
     (tmp_path / "main.kp.yaml").write_text(HOSTS + textwrap.dedent(yaml))
     _, result, events = _apply_with(tmp_path, fake, 2, notify)
     assert set(result.failed) == {'fake_task.x["a"]'}
@@ -251,7 +250,6 @@ def test_a_failure_starts_nothing_new_and_lets_work_in_flight_finish(tmp_path: P
         'fake_task.x["c"]',
         'fake_task.x["d"]',
         "fake_task.y",
-        "fake_task.z",
     ]
     assert set(fake.order("start")) == {'fake_task.x["a"]', 'fake_task.x["b"]'}
     assert [e.kind for e in events if e.address == 'fake_task.x["a"]'] == ["start", "error"]
@@ -413,3 +411,48 @@ def test_rolling_percent_and_serial_one(tmp_path: Path) -> None:
     assert [len(b) for b in batches_of(plan)] == [1] * 5
     svc = [(k, a) for k, a in fake.log if "svc" in a]
     assert svc == [(k, f'fake_task.svc["{x}"]') for x in "abcde" for k in ("start", "end")]
+
+
+def test_values_known_after_apply_reach_users_through_locals_modules_and_count(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / "main.kp.yaml").write_text(
+        textwrap.dedent(
+            """
+            variables:
+              seed: {type: string}
+            resources:
+              fake_task.inner:
+                count: 2
+                input: "${var.seed}-${count.index}"
+            outputs:
+              second: {value: "${fake_task.inner[1].id}"}
+            """
+        )
+    )
+    yaml = """
+    locals:
+      joined: '${fake_task.one.id}+${fake_task.many["b"].id}'
+    modules:
+      child:
+        source: ./child
+        inputs: {seed: "${local.joined}"}
+    resources:
+      fake_task.one: {}
+      fake_task.many:
+        for_each: {a: 1, b: 2}
+        input: ${fake_task.one.id}
+      fake_task.last:
+        input: ${module.child.second}
+    outputs:
+      final: {value: "${fake_task.last.input}"}
+    """
+    _, result, _ = plan_and_apply(tmp_path, yaml, FakeTasks(), parallelism=3)
+    assert result.ok, result.failed
+    after = {c.address: dict(c.after or {}) for c in result.done}
+    assert after['fake_task.many["a"]']["input"] == "id-fake_task.one"
+    seed = 'id-fake_task.one+id-fake_task.many["b"]'
+    assert after["module.child.fake_task.inner[1]"]["input"] == f"{seed}-1"
+    assert after["fake_task.last"]["input"] == "id-module.child.fake_task.inner[1]"
+    assert result.outputs["final"][0] == "id-module.child.fake_task.inner[1]"
