@@ -493,14 +493,9 @@ class Evaluator:
             if left_out:
                 self.left_out[(mi.addr, node.name)] = (cfg_addr, left_out)
                 self.left_out_keys[(mi.addr, node.name)] = set(left_out)
-        values = self.handler.resource(cfg_addr, instances)
-        if any(isinstance(v, Later) for v in values.values()):
-            if res.for_each is not None and not left_out:
-                # Each lookup waits for the instance it needs, not for the whole block.
-                by_key = {i.addr.key: values[i.addr] for i in instances}
-                mi.scope[type_][name] = WaitingMap(cfg_addr, by_key)
-                return
-            values = {a: v.get() if isinstance(v, Later) else v for a, v in values.items()}
+        values = self._settled(mi, res, cfg_addr, self.handler.resource(cfg_addr, instances))
+        if values is None:
+            return
         if left_out:
             deferred = self.handler.deferred  # type: ignore[attr-defined]
             present = {i.addr.key: values[i.addr] for i in instances}
@@ -520,6 +515,25 @@ class Evaluator:
             mi.scope[type_][name] = TrackedList(cfg_addr, [values[a] for a in every])
         else:
             mi.scope[type_][name] = values[every[0]]
+
+    def _settled(
+        self,
+        mi: _ModuleInstance,
+        res: Resource,
+        cfg_addr: ResourceConfigAddr,
+        values: Mapping[ResourceAddr, Any],
+    ) -> Mapping[ResourceAddr, Any] | None:
+        """Values with none :class:`Later`; None once a WaitingMap holds them in the scope."""
+        if not any(isinstance(v, Later) for v in values.values()):
+            return values
+        if res.for_each is not None and not self.left_out_keys.get(
+            (mi.addr, f"{res.type}.{res.name}")
+        ):
+            # Each lookup waits for the instance it needs, not for the whole block.
+            by_key = {a.key: v for a, v in values.items()}
+            mi.scope[res.type][res.name] = WaitingMap(cfg_addr, by_key)
+            return None
+        return {a: v.get() if isinstance(v, Later) else v for a, v in values.items()}
 
     def _address_deps(
         self, mi: _ModuleInstance, texts: tuple[str, ...], scope: Mapping[str, Any]
