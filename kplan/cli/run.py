@@ -6,9 +6,11 @@ import json
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from kplan.apply.executor import ApplyEvent, ApplyResult
 from kplan.cli.common import (
@@ -23,6 +25,7 @@ from kplan.cli.common import (
     print_diagnostics,
     run_options,
 )
+from kplan.cli.progress import ApplyProgress
 from kplan.plan.model import Plan, PlanMode
 from kplan.plan.planner import PlanOptions
 from kplan.plan.render_json import render_plan_json
@@ -165,11 +168,12 @@ def apply(
     """
     opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism, accept_new_host_keys)
     registry = ProviderRegistry.from_entry_points()
-    notify = _notifier(json_out)
+    notify = _notifier(json_out, no_color)
     if planfile:
         if target or exclude or replace or var or var_file:
             raise typer.BadParameter("a saved plan is applied as it is: drop -target/-var etc.")
-        outcome = apply_saved(opts, planfile, registry, notify=notify)
+        with _shown(notify):
+            outcome = apply_saved(opts, planfile, registry, notify=notify)
     else:
         mode = (
             PlanMode.DESTROY
@@ -191,7 +195,8 @@ def apply(
             _show_plan(p, json_out, no_color)
             return auto_approve or _ask(destroy_mode)
 
-        outcome = plan_and_apply(opts, popts, registry, confirm=confirm, notify=notify)
+        with _shown(notify):
+            outcome = plan_and_apply(opts, popts, registry, confirm=confirm, notify=notify)
         if outcome.result is None:
             print_diagnostics(outcome.diagnostics.items)
             if outcome.diagnostics.has_errors:
@@ -253,49 +258,36 @@ def _ask(destroying: bool) -> bool:
     return answer.strip() == "yes"
 
 
-def _notifier(json_out: bool) -> Callable[[ApplyEvent], None]:
+def _shown(notify: Callable[[ApplyEvent], None]) -> AbstractContextManager[object]:
+    """Around the apply: the live progress (if any) ends before the summary is printed."""
+    return notify if isinstance(notify, ApplyProgress) else nullcontext()
+
+
+def _notifier(json_out: bool, no_color: bool) -> Callable[[ApplyEvent], None]:
+    """JSON lines with -json; otherwise people's progress (live on a terminal)."""
+    if not json_out:
+        # Bound to the real stdout: while live, sys.stdout is rich's proxy.
+        console = Console(file=sys.stdout, highlight=False, no_color=not color_enabled(no_color))
+        return ApplyProgress(console)
     lock = threading.Lock()
 
     def notify(e: ApplyEvent) -> None:
         with lock:
-            if json_out:
-                sys.stdout.write(
-                    json.dumps(
-                        {
-                            "type": "apply_" + e.kind,
-                            "address": e.address,
-                            "action": e.action.value,
-                            "elapsed": round(e.elapsed, 3),
-                            "message": e.message,
-                        }
-                    )
-                    + "\n"
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "type": "apply_" + e.kind,
+                        "address": e.address,
+                        "action": e.action.value,
+                        "elapsed": round(e.elapsed, 3),
+                        "message": e.message,
+                    }
                 )
-            elif e.kind == "start":
-                typer.echo(f"{e.address}: {_ING[e.action.value]}...")
-            elif e.kind == "done":
-                typer.echo(f"{e.address}: {_ED[e.action.value]} after {e.elapsed:.1f}s")
-            else:
-                typer.echo(f"{e.address}: failed: {e.message}", err=True)
+                + "\n"
+            )
             sys.stdout.flush()
 
     return notify
-
-
-_ING = {
-    "create": "Creating",
-    "update": "Modifying",
-    "restart": "Restarting",
-    "replace": "Replacing",
-    "delete": "Destroying",
-}
-_ED = {
-    "create": "Creation complete",
-    "update": "Modifications complete",
-    "restart": "Restart complete",
-    "replace": "Replacement complete",
-    "delete": "Destruction complete",
-}
 
 
 def _report(result: ApplyResult | None, p: Plan, json_out: bool) -> None:

@@ -124,7 +124,8 @@ class Lifecycle:
     # "local_file.conf.content" or "secret_password.db".
     replace_on: tuple[str, ...] = ()
     restart_on: tuple[str, ...] = ()
-    # rolling: {"serial": int|str, ...} raw, interpreted by the executor later.
+    # rolling: {"serial": N or "P%"}, checked at load (N ≥ 1, P from 1 to 100); the
+    # plan cuts the block's changes into batches (kplan/plan/rolling.py).
     rolling: Mapping[str, Any] | None = None
 
 

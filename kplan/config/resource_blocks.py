@@ -125,6 +125,8 @@ def _lifecycle(entry: Entry, body: Mapping[str, Any], diags: Diagnostics) -> Lif
                 {(key, *p): pos for p, pos in relative(entry.values, (*prefix, key)).items()}
             )
             keys.update({(key, *p): pos for p, pos in relative(entry.keys, (*prefix, key)).items()})
+    if isinstance(data.get("rolling"), int | str):  # rolling: 1 or "30%" is the serial
+        data["rolling"] = {"serial": data["rolling"]}
     where = Where(entry.label, entry.pos, values, keys)
     block = check(shapes.LifecycleBlock, data, where, diags)
     if block is None:
@@ -135,7 +137,7 @@ def _lifecycle(entry: Entry, body: Mapping[str, Any], diags: Diagnostics) -> Lif
         ignore_changes=tuple(block.ignore_changes),
         replace_on=parse_references(block.replace_on, lifecycle_entry, ("replace_on",), diags),
         restart_on=parse_references(block.restart_on, lifecycle_entry, ("restart_on",), diags),
-        rolling=block.rolling,
+        rolling=block.rolling.model_dump() if block.rolling is not None else None,
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kplan.config.model import MISSING
 from kplan.config.types import describe_value
@@ -30,6 +30,7 @@ __all__ = [
     "LifecycleBlock",
     "ModuleBlock",
     "OutputBlock",
+    "RollingBlock",
     "SettingsBlock",
     "ValidationBlock",
     "VariableBlock",
@@ -85,12 +86,31 @@ class OutputBlock(_Shape):
     sensitive: bool = False
 
 
+_PERCENT = re.compile(r"\s*(\d+)\s*%\s*\Z")
+
+
+class RollingBlock(_Shape):
+    """``rolling: {serial: N}``: change N instances (or "P%" of them) at a time."""
+
+    serial: Any
+
+    @field_validator("serial")
+    @classmethod
+    def _serial(cls, value: Any) -> Any:
+        if type(value) is int and value >= 1:
+            return value
+        m = _PERCENT.match(value) if isinstance(value, str) else None
+        if m is not None and 1 <= int(m.group(1)) <= 100:
+            return f"{int(m.group(1))}%"
+        raise ValueError('a whole number ≥ 1, or a percentage from "1%" to "100%"')
+
+
 class LifecycleBlock(_Shape):
     prevent_destroy: bool = False
     ignore_changes: list[str] = []
     replace_on: list[str] = []
     restart_on: list[str] = []
-    rolling: dict[str, Any] | None = None
+    rolling: RollingBlock | None = None
 
 
 class BackendBlock(BaseModel):

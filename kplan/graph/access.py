@@ -5,6 +5,10 @@ A resource with ``for_each`` or ``count`` is seen by expressions as a map
 every lookup between :func:`start` and :func:`stop` is logged: ``x[each.key].path``
 depends on one instance, ``keys(x)`` on all of them. That is what lets
 ``destroy -target`` of one host's file leave the other hosts' services alone.
+
+During apply an instance's value may still be in the making (a :class:`Later`):
+a :class:`WaitingMap` waits for the one value a lookup needs, so one host's
+slow change does not hold up what only needs another host's.
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ from typing import Any
 
 from kplan.addrs import Key, ResourceConfigAddr
 
-__all__ = ["ALL", "LazyTrackedMap", "TrackedList", "TrackedMap", "start", "stop"]
+__all__ = [
+    "ALL",
+    "Later",
+    "LazyTrackedMap",
+    "TrackedList",
+    "TrackedMap",
+    "WaitingMap",
+    "start",
+    "stop",
+]
 
 ALL: Any = object()
 Access = set[tuple[ResourceConfigAddr, Any]]
@@ -149,3 +162,51 @@ class LazyTrackedMap(TrackedMap):
     def items(self) -> Any:
         self._fill()
         return super().items()
+
+
+class Later:
+    """A value still being made (an instance whose change is in flight): get() waits."""
+
+    __slots__ = ()
+
+    def get(self) -> Any:
+        raise NotImplementedError
+
+
+class WaitingMap(TrackedMap):
+    """A TrackedMap whose values may be :class:`Later`: a lookup waits for its value only.
+
+    Keys are all present (for_each is known), in order; a value is replaced by
+    what it became on first use. Anything that reads every value (items,
+    values, a copy) waits for them all.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, Later):
+            value = value.get()
+            dict.__setitem__(self, key, value)  # an existing key: the order stays
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        _log(self.owner, key)
+        return self[key] if dict.__contains__(self, key) else default
+
+    def _settle(self) -> None:
+        for key, value in list(dict.items(self)):
+            if isinstance(value, Later):
+                dict.__setitem__(self, key, value.get())
+
+    def values(self) -> Any:
+        self._settle()
+        return super().values()
+
+    def items(self) -> Any:
+        self._settle()
+        return super().items()
+
+    def copy(self) -> dict[Any, Any]:
+        self._settle()
+        return dict(dict.items(self))

@@ -5,6 +5,8 @@ dependency order. For each module instance it evaluates variables, locals,
 module calls (which create the child module's instances), resources and
 outputs. What a resource *is* — its planned or applied value — is decided by
 a :class:`ResourceHandler`: the planner plans it, the executor applies it.
+The executor's values may be :class:`~kplan.graph.access.Later` (changes in
+flight): a for_each block's map then waits per key, anything else here and now.
 The evaluator itself never talks to providers or state.
 
 Alongside values it tracks, for every evaluated object, the set of resource
@@ -33,7 +35,7 @@ from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resour
 from kplan.config.types import convert, parse_type
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
 from kplan.graph import access
-from kplan.graph.access import ALL, LazyTrackedMap, TrackedList, TrackedMap
+from kplan.graph.access import ALL, Later, LazyTrackedMap, TrackedList, TrackedMap, WaitingMap
 from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.dag import WalkResult, walk
 from kplan.values import UNKNOWN, Secret, contains_unknown, reveal
@@ -491,7 +493,9 @@ class Evaluator:
             if left_out:
                 self.left_out[(mi.addr, node.name)] = (cfg_addr, left_out)
                 self.left_out_keys[(mi.addr, node.name)] = set(left_out)
-        values = self.handler.resource(cfg_addr, instances)
+        values = self._settled(mi, res, cfg_addr, self.handler.resource(cfg_addr, instances))
+        if values is None:
+            return
         if left_out:
             deferred = self.handler.deferred  # type: ignore[attr-defined]
             present = {i.addr.key: values[i.addr] for i in instances}
@@ -511,6 +515,25 @@ class Evaluator:
             mi.scope[type_][name] = TrackedList(cfg_addr, [values[a] for a in every])
         else:
             mi.scope[type_][name] = values[every[0]]
+
+    def _settled(
+        self,
+        mi: _ModuleInstance,
+        res: Resource,
+        cfg_addr: ResourceConfigAddr,
+        values: Mapping[ResourceAddr, Any],
+    ) -> Mapping[ResourceAddr, Any] | None:
+        """Values with none :class:`Later`; None once a WaitingMap holds them in the scope."""
+        if not any(isinstance(v, Later) for v in values.values()):
+            return values
+        if res.for_each is not None and not self.left_out_keys.get(
+            (mi.addr, f"{res.type}.{res.name}")
+        ):
+            # Each lookup waits for the instance it needs, not for the whole block.
+            by_key = {a.key: v for a, v in values.items()}
+            mi.scope[res.type][res.name] = WaitingMap(cfg_addr, by_key)
+            return None
+        return {a: v.get() if isinstance(v, Later) else v for a, v in values.items()}
 
     def _address_deps(
         self, mi: _ModuleInstance, texts: tuple[str, ...], scope: Mapping[str, Any]

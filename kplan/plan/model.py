@@ -26,6 +26,7 @@ __all__ = [
     "PlanMode",
     "Reason",
     "ResourceChange",
+    "Roll",
 ]
 
 
@@ -111,6 +112,20 @@ class OutputChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Roll:
+    """A resource block whose changes roll: batch after batch, in this order.
+
+    ``serial`` is as written (``1``, ``"30%"``); ``batches`` hold the addresses of
+    the block's changed instances (deletes excepted), each batch finished — its
+    health gates passed — before the next starts. Apply follows these batches.
+    """
+
+    resource: str  # the block's address, e.g. module.db.docker_container.mariadb
+    serial: int | str
+    batches: tuple[tuple[ResourceAddr, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PlanSummary:
     add: int = 0
     change: int = 0
@@ -139,6 +154,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     kplan_version: str = ""
+    # Blocks whose changes roll in batches (lifecycle ``rolling``), by address.
+    rolls: tuple[Roll, ...] = ()
 
     def summary(self) -> PlanSummary:
         add = change = restart = destroy = 0

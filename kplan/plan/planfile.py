@@ -18,7 +18,7 @@ from typing import Any, Final
 from kplan.addrs import parse_resource
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.fileio import write_atomic
-from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, ResourceChange
+from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, ResourceChange, Roll
 from kplan.provider_api import DESTROY_BEFORE_CREATE
 from kplan.state.codec import decode_value, encode_value
 from kplan.state.crypto import SecretBox
@@ -98,6 +98,14 @@ def write_planfile(path: str, plan: Plan, box: SecretBox) -> None:
         "variables": _to_json(dict(plan.variables)),
         "changes": [_change(c) for c in plan.changes if c.action.is_change],
         "drift": [_change(c) for c in plan.drift],
+        "rolls": [
+            {
+                "resource": r.resource,
+                "serial": r.serial,
+                "batches": [[str(a) for a in b] for b in r.batches],
+            }
+            for r in plan.rolls
+        ],
         "outputs": [
             {
                 "name": o.name,
@@ -167,6 +175,14 @@ def read_planfile(path: str, box: SecretBox, lineage: str) -> Plan:
         targets=tuple(body["targets"]),
         excludes=tuple(body["excludes"]),
         kplan_version=body["kplan_version"],
+        rolls=tuple(
+            Roll(
+                r["resource"],
+                r["serial"],
+                tuple(tuple(map(parse_resource, b)) for b in r["batches"]),
+            )
+            for r in body.get("rolls", ())
+        ),
     )
 
 

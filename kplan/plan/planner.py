@@ -24,6 +24,7 @@ from kplan.graph.evaluate import Evaluator, Instance, collect
 from kplan.plan.decide import InstancePlanner, Selection
 from kplan.plan.model import Action, OutputChange, Plan, PlanMode, ResourceChange
 from kplan.plan.refresh import refresh
+from kplan.plan.rolling import plan_rolls
 from kplan.plugins import ProviderRegistry
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN
@@ -229,6 +230,7 @@ def _make_plan(
         targets=options.targets,
         excludes=options.excludes,
         kplan_version=_version(),
+        rolls=plan_rolls(changes.values(), lambda a: _rolling(inputs.cg, a)),
     )
     return plan, diags
 
@@ -270,6 +272,12 @@ def _prevents_destroy(cg: ConfigGraph, addr: ResourceAddr) -> bool:
     cfg = cg.modules.get(tuple(s.name for s in addr.module.steps))
     res = cfg.resources.get((addr.type, addr.name)) if cfg else None
     return bool(res and res.lifecycle.prevent_destroy)
+
+
+def _rolling(cg: ConfigGraph, addr: ResourceAddr) -> Mapping[str, Any] | None:
+    cfg = cg.modules.get(tuple(s.name for s in addr.module.steps))
+    res = cfg.resources.get((addr.type, addr.name)) if cfg else None
+    return res.lifecycle.rolling if res else None
 
 
 def _version() -> str:

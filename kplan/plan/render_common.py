@@ -8,10 +8,11 @@ output or reveals a :class:`~kplan.values.Secret`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from kplan.addrs import ModuleAddr
-from kplan.plan.model import Action, Plan, ResourceChange
+from kplan.plan.model import Action, Plan, ResourceChange, Roll
 from kplan.provider_api import CREATE_BEFORE_DESTROY
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "drift_phrase",
     "module_label",
     "plural",
+    "roll_phrase",
     "sorted_changes",
     "summary_line",
 ]
@@ -113,3 +115,16 @@ def summary_line(plan: Plan) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def roll_phrase(roll: Roll) -> str:
+    """``docker_container.keystone rolls 1 at a time: ["ctl1"], then ["ctl2"]``."""
+    count = sum(len(b) for b in roll.batches)
+    size = f"{roll.serial} at a time"
+    if isinstance(roll.serial, str):
+        size += f" ({len(roll.batches[0])} of {count})"
+    batches = ", then ".join(
+        "[" + ", ".join(json.dumps(a.key, ensure_ascii=False) for a in batch) + "]"
+        for batch in roll.batches
+    )
+    return f"{roll.resource} rolls {size}: {batches}"

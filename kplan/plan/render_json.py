@@ -187,7 +187,7 @@ def _planned_outputs(plan: Plan) -> dict[str, Any]:
 
 
 def _kplan_meta(plan: Plan) -> dict[str, Any]:
-    return {
+    meta: dict[str, Any] = {
         "workspace": plan.workspace,
         "lineage": plan.lineage,
         "serial": plan.serial,
@@ -196,6 +196,16 @@ def _kplan_meta(plan: Plan) -> dict[str, Any]:
         "excludes": list(plan.excludes),
         "input_checksum": plan.input_checksum,
     }
+    if plan.rolls:  # present only when a block rolls
+        meta["rolls"] = [
+            {
+                "resource": r.resource,
+                "serial": r.serial,
+                "batches": [[str(a) for a in batch] for batch in r.batches],
+            }
+            for r in plan.rolls
+        ]
+    return meta
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The plan as a pull-request comment (GitHub-flavoured Markdown).
 
-A title, the ``Plan:`` line, a ``| Action | Count |`` table, then one
+A title, the ``Plan:`` line, a ``| Action | Count |`` table, the rolling
+blocks and their batches (never cut), then one
 collapsible ``<details>`` section per module instance (the root module
 first), each change a list item with its symbol, address, action, reasons
 and a ``diff`` block of its attributes (secrets ``(sensitive)``). Drift and
@@ -29,6 +30,7 @@ from kplan.plan.render_common import (
     drift_phrase,
     module_label,
     plural,
+    roll_phrase,
     sorted_changes,
     summary_line,
 )
@@ -88,7 +90,11 @@ def _header(plan: Plan) -> str:
         body = "**No changes.** Your infrastructure matches the configuration."
         return f"{title}\n\n{body}\n"
     table = ["| Action | Count |", "| --- | ---: |", *rows]
-    return f"{title}\n\n**{summary_line(plan)}**\n\n" + "\n".join(table) + "\n"
+    text = f"{title}\n\n**{summary_line(plan)}**\n\n" + "\n".join(table) + "\n"
+    if plan.rolls:
+        text += "\n**Rolling**, each batch finished before the next starts:\n\n"
+        text += "".join(f"- `{roll_phrase(r)}`\n" for r in plan.rolls)
+    return text
 
 
 def _section(summary: str, items: Iterable[str]) -> tuple[str, str, list[str]]:

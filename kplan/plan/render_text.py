@@ -3,9 +3,11 @@
 Layout: the legend of the symbols used; drift ("Objects have changed outside
 of kplan"), when a refresh found any; one block per changed resource
 instance, sorted by address, each under ``# ADDRESS will be ...`` and its
-reasons; the ``Plan: N to add, N to change, N to restart, N to destroy.``
-line; then ``Changes to Outputs:``. Secrets print as ``(sensitive value)``.
-The same plan always gives the same bytes; colour (ANSI) only when asked.
+reasons, and after a rolling block's last change its batches (``# TYPE.NAME
+rolls 1 at a time: ["ctl1"], then ["ctl2"]``); the ``Plan: N to add, N to
+change, N to restart, N to destroy.`` line; then ``Changes to Outputs:``.
+Secrets print as ``(sensitive value)``. The same plan always gives the same
+bytes; colour (ANSI) only when asked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kplan.plan.render_common import (
     change_symbol,
     changed,
     drift_phrase,
+    roll_phrase,
     sorted_changes,
     summary_line,
 )
@@ -205,8 +208,13 @@ def render_plan_text(plan: Plan, *, color: bool = False) -> str:
         )
     else:
         out += ["", *_legend(plan, style), "", "kplan will perform the following actions:"]
-        for change in todo:
+        rolls = {r.resource: r for r in plan.rolls}
+        for i, change in enumerate(todo):
             out += ["", *_change_block(change, ACTION_PHRASE[change.action], style, False)]
+            block = str(change.addr.config)
+            last = i + 1 == len(todo) or str(todo[i + 1].addr.config) != block
+            if last and block in rolls:  # after the block's last change: its order
+                out += ["", f"  # {roll_phrase(rolls[block])}"]
         out += ["", style.bold(summary_line(plan)), *outputs]
     while out and out[0] == "":
         out.pop(0)

@@ -296,6 +296,24 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "bad rolling",
+        {
+            "main.kp.yaml": "resources:\n  a.b:\n    rolling: {serial: 0}\n"
+            "  a.c:\n    lifecycle: {rolling: {serial: '30%', batch: 2}}\n"
+            "  a.d:\n    rolling: '101%'\n"
+            "  a.e:\n    rolling: {}\n"
+        },
+        [
+            "mod/main.kp.yaml:3:23: resources.a.b.rolling.serial: expected a whole number ≥ 1, "
+            'or a percentage from "1%" to "100%", got number 0',
+            "mod/main.kp.yaml:5:42: resources.a.c.rolling.batch: unknown attribute; "
+            "expected one of: serial",
+            "mod/main.kp.yaml:7:14: resources.a.d.rolling.serial: expected a whole number ≥ 1, "
+            'or a percentage from "1%" to "100%", got string "101%"',
+            "mod/main.kp.yaml:9:14: resources.a.e.rolling.serial: required attribute is missing",
+        ],
+    ),
+    (
         "bad lifecycle value",
         {"main.kp.yaml": "resources:\n  a.b:\n    lifecycle: {prevent_destroy: maybe}\n"},
         [
@@ -528,3 +546,22 @@ def test_yaml_big_file_loads_quickly() -> None:
 def test_diagnostics_type_is_returned() -> None:
     _, diags = load_module(str(FIXTURES / "nested" / "root"))
     assert isinstance(diags, Diagnostics)
+
+
+def test_rolling_forms(tmp_path: Path) -> None:
+    write_module(
+        tmp_path,
+        {
+            "main.kp.yaml": "resources:\n  a.one: {rolling: 1}\n  a.pct: {rolling: ' 30 %'}\n"
+            "  a.map: {lifecycle: {rolling: {serial: 2}}}\n  a.none: {}\n"
+        },
+    )
+    cfg, diags = load_module(str(tmp_path))
+    assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
+    rolling = {n: r.lifecycle.rolling for (_, n), r in cfg.resources.items()}
+    assert rolling == {
+        "one": {"serial": 1},
+        "pct": {"serial": "30%"},
+        "map": {"serial": 2},
+        "none": None,
+    }
