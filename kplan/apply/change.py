@@ -48,6 +48,9 @@ class ApplyResult:
     done: list[ResourceChange] = field(default_factory=list)
     failed: dict[str, list[Diagnostic]] = field(default_factory=dict)
     not_started: list[str] = field(default_factory=list)
+    # Planned with values known only at apply, and found unchanged once they were
+    # known: nothing was done (a change is what lands on the host).
+    unchanged: list[str] = field(default_factory=list)
     outputs: dict[str, tuple[Any, bool]] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 

@@ -58,7 +58,9 @@ def apply_plan(
     walk_needed = plan.mode is PlanMode.NORMAL and (rest or plan.outputs)
     if walk_needed and not ctx.stop.is_set() and cg is not None:
         _walk_and_apply(plan, cg, variables, records, rest, root_dir, ctx)
-    finished = {c.address for c in ctx.result.done} | set(ctx.result.failed)
+    finished = (
+        {c.address for c in ctx.result.done} | set(ctx.result.failed) | set(ctx.result.unchanged)
+    )
     ctx.result.not_started = sorted(
         (str(a) for a in changes if str(a) not in finished),
     )

@@ -93,10 +93,14 @@ class ApplyHandler:
         if self.ctx.skip(saved, after):
             return UNKNOWN
         try:
-            planned = self._replan(inst, saved)
+            planned, now = self._replan(inst, saved)
         except KplanError as exc:
             self.ctx.fail(saved, exc.diagnostics)
             raise
+        if _no_change_after_all(saved, now):
+            with self.ctx.lock:
+                self.ctx.result.unchanged.append(saved.address)
+            return saved.before
         final = dataclasses.replace(
             saved, after=planned, depends_on=tuple(sorted(inst.deps, key=str))
         )
@@ -106,7 +110,9 @@ class ApplyHandler:
             raise KplanError(failed)
         return value
 
-    def _replan(self, inst: Instance, saved: ResourceChange) -> dict[str, Any]:
+    def _replan(
+        self, inst: Instance, saved: ResourceChange
+    ) -> tuple[dict[str, Any], ResourceChange]:
         """Plan again with every upstream value now known; it must match the reviewed plan."""
         change, _ = self.planner.plan_instance(inst)
         assert change is not None and change.after is not None
@@ -129,4 +135,18 @@ class ApplyHandler:
                         code="inconsistent-plan",
                     )
                 )
-        return after
+        return after, change
+
+
+def _no_change_after_all(saved: ResourceChange, now: ResourceChange) -> bool:
+    """The reviewed change depended on values unknown when planning, and with them
+    known there is nothing to do: an update whose unknown values came out as they
+    were (a config rendered the same), or a restart whose triggers all turned out
+    unchanged. Nothing lands on the host, so nothing is done."""
+    if now.action is not Action.NOOP:
+        return False
+    if saved.action is Action.UPDATE:
+        return contains_unknown(saved.after)
+    if saved.action is Action.RESTART:
+        return all(r.kind == "trigger" for r in saved.reasons)
+    return False

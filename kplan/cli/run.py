@@ -315,9 +315,15 @@ def _report(result: ApplyResult | None, p: Plan, json_out: bool) -> None:
                     "summary": counts,
                     "failed": sorted(result.failed),
                     "not_started": result.not_started,
+                    "unchanged": sorted(result.unchanged),
                 }
             )
             + "\n"
+        )
+    if result.unchanged and not json_out:
+        typer.echo(
+            "No change after all, once the values known only at apply were known: "
+            + ", ".join(sorted(result.unchanged))
         )
     if result.ok:
         if not json_out:
