@@ -21,7 +21,14 @@ from kplan.plan.render_text import render_plan_text
 from kplan.plugins import ProviderRegistry
 from kplan.state.store import StateStore
 from kplan.values import Secret, reveal
-from kplan.workflow import BACKEND_FILE, Loaded, RunOptions, load, open_state, state_location
+from kplan.workflow import (
+    BACKEND_FILE,
+    Loaded,
+    RunOptions,
+    load,
+    open_state,
+    state_location,
+)
 
 __all__ = ["register"]
 
