@@ -6,7 +6,8 @@ keys: kplan.transport.session; a saved plan's freshness: kplan.plan.freshness;
 history text: kplan.plan.history_text). Each function takes typed options and
 returns data; the CLI renders it. Loading collects every diagnostic of the
 configuration before stopping. The state lock is held from the moment state is
-read until the last change is recorded.
+read until the last change is recorded. The state key is resolved right after
+the lock is taken, before any refresh or change (see kplan.state.keys).
 
 One error channel: a step that cannot go on raises
 :class:`~kplan.diagnostics.KplanError` carrying all its diagnostics (the
@@ -33,6 +34,7 @@ from kplan.plan.history_text import done_text, planned_text
 from kplan.plan.model import Plan, PlanMode
 from kplan.plan.planfile import read_planfile, write_planfile
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
+from kplan.plan.secrets import may_seal_secrets
 from kplan.plugins import ProviderRegistry
 from kplan.state import location
 from kplan.state.location import BACKEND_FILE
@@ -47,6 +49,7 @@ __all__ = [
     "RunOptions",
     "apply_saved",
     "current_workspace",
+    "init_state",
     "input_checksum",
     "load",
     "open_state",
@@ -109,14 +112,18 @@ def current_workspace(root: str, opts: RunOptions) -> str:
     return location.current_workspace(root, opts.environ, opts.workspace)
 
 
-def open_state(loaded: Loaded, opts: RunOptions, *, create: bool = True) -> StateStore:
-    """The root module's state, in the current workspace."""
+def open_state(
+    loaded: Loaded, opts: RunOptions, *, create: bool = True, check_key: bool = False
+) -> StateStore:
+    """The root module's state, in the current workspace. With ``check_key``, a
+    malformed state key is refused before the state is opened (or created)."""
     return location.open_root_state(
         loaded.dir,
         loaded.config.settings.backend,
         environ=opts.environ,
         workspace=opts.workspace,
         create=create,
+        check_key=check_key,
     )
 
 
@@ -169,13 +176,20 @@ def run_plan(
 def _session(
     loaded: Loaded, opts: RunOptions, operation: str, registry: ProviderRegistry
 ) -> Iterator[StateStore]:
-    """What plan and apply run inside: the state, locked, and the hosts connected."""
-    with (
-        open_state(loaded, opts) as store,
-        _locked(store, opts, operation),
-        _hosts(loaded, store, opts, registry),
-    ):
-        yield store
+    """What plan and apply run inside: the state (opened once the key's form is
+    checked), locked, its key resolved against it, and the hosts connected."""
+    with open_state(loaded, opts, check_key=True) as store, _locked(store, opts, operation):
+        store.prepare_key()
+        with _hosts(loaded, store, opts, registry):
+            yield store
+
+
+def init_state(loaded: Loaded, opts: RunOptions) -> str:
+    """``kplan init``: create the state (and its workspace) if needed and check the
+    state key against it; the state's description."""
+    with open_state(loaded, opts, check_key=True) as store:
+        store.prepare_key()
+        return store.description
 
 
 def plan_command(
@@ -248,6 +262,11 @@ def _execute(
     opts: RunOptions,
     notify: Callable[[ApplyEvent], None],
 ) -> ApplyResult:
+    # The key, made now if this apply may seal a secret: before the first change,
+    # once for all the workers (a missing key is refused before anything changes).
+    store.prepare_key(
+        create=may_seal_secrets(plan, lambda t: registry.get(t)[1].sensitive_attributes())
+    )
     operation = "destroy" if plan.mode is PlanMode.DESTROY else "apply"
     serial = store.begin_run(operation, planned_text(plan))
     outcome = "failed"

@@ -25,6 +25,7 @@ from kplan.workflow import (
     BACKEND_FILE,
     Loaded,
     RunOptions,
+    init_state,
     load,
     open_state,
     state_location,
@@ -74,8 +75,7 @@ def init(
     after = state_location(loaded)
     if migrate_state and before != after:
         _migrate(before, after, opts)
-    with open_state(loaded, opts) as store:
-        where = store.description
+    where = init_state(loaded, opts)
     typer.echo(f"Providers found; resource types: {', '.join(types)}")
     typer.echo(f"State: {where}")
     typer.echo("\nkplan has been successfully initialized!")

@@ -314,8 +314,8 @@ def find_key(environ: Mapping[str, str], state_dir: str) -> KeySource:
         return KeySource(ENV_KEY, ENV_KEY, key=_decode_key(environ[ENV_KEY], ENV_KEY))
     if environ.get(ENV_KEY_FILE):
         path = Path(environ[ENV_KEY_FILE]).expanduser()
-        key = _read_key_file(path, f"{ENV_KEY_FILE} ({path})")
-        return KeySource(ENV_KEY_FILE, str(path), path, key=key)
+        where = f"{ENV_KEY_FILE} ({path})"
+        return KeySource(ENV_KEY_FILE, where, path, key=_read_key_file(path, where))
     if environ.get(ENV_PASSPHRASE):
         passphrase = _check_passphrase(environ[ENV_PASSPHRASE])
         return KeySource(ENV_PASSPHRASE, ENV_PASSPHRASE, passphrase=passphrase)

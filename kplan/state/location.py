@@ -95,11 +95,14 @@ def open_root_state(
     environ: Mapping[str, str],
     workspace: str = "",
     create: bool = True,
+    check_key: bool = False,
 ) -> StateStore:
-    """Open the state of the root module in ``root``, in its current workspace."""
+    """Open the state of the root module in ``root``, in its current workspace
+    (``check_key``: see :meth:`StateStore.open`)."""
     return StateStore.open(
         state_location(root, backend),
         workspace=current_workspace(root, environ, workspace),
         environ=environ,
         create=create,
+        check_key=check_key,
     )

@@ -32,7 +32,7 @@ from kplan.diagnostics import Diagnostic, KplanError
 from kplan.state import migrate, queries, rows, transfer
 from kplan.state.backend import WRITE, Backend, check_workspace_name, make_backend
 from kplan.state.codec import SECRET_MARKER, decode_value, encode_value
-from kplan.state.crypto import SecretBox
+from kplan.state.crypto import SecretBox, find_key
 from kplan.state.keys import LazyCipher
 from kplan.state.lock import ForceUnlockResult, LockInfo, new_lock_info
 from kplan.state.records import (
@@ -97,6 +97,7 @@ class StateStore:
         environ: Mapping[str, str] = os.environ,
         create: bool = True,
         key_dir: str | None = None,
+        check_key: bool = False,
     ) -> StateStore:
         """Open (and with ``create``, make) a state; upgrade its schema when needed.
 
@@ -105,15 +106,22 @@ class StateStore:
         KPLAN_PG_PASSWORD or PGPASSWORD in ``environ``). A missing workspace is
         created when ``create`` is true, else refused. ``key_dir`` is the folder
         of the default key file ``state.key`` (default: beside a SQLite file;
-        ``.kplan`` in the working folder for PostgreSQL).
+        ``.kplan`` in the working folder for PostgreSQL). With ``check_key``, the
+        form of the state key is checked first (a malformed key is refused before
+        the database is touched); :meth:`prepare_key` checks it against the state.
         """
         check_workspace_name(workspace)
         backend = make_backend(url_or_path, environ=environ, key_dir=key_dir)
         try:
+            if check_key:
+                find_key(environ, backend.key_dir)
             exists = backend.exists()
         except SQLAlchemyError as exc:
             backend.engine.dispose()
             raise queries.translate_error(exc, backend.description, backend.redact) from None
+        except KplanError:
+            backend.engine.dispose()
+            raise
         if not exists:
             if not create:
                 raise KplanError(
