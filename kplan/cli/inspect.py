@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import typer
 
 from kplan.cli.common import ChdirOpt, color_enabled, print_diagnostics, run_options
+from kplan.cli.json_diagnostics import validate_document
 from kplan.cli.values_text import attributes_json, render_attributes
 from kplan.config.fmt import format_paths
 from kplan.diagnostics import Diagnostic, KplanError
@@ -115,14 +116,32 @@ def _migrate(before: str, after: str, opts: RunOptions) -> None:
     typer.echo(f"Verified: both hold the same content ({checksum}).")
 
 
-def validate(chdir: ChdirOpt = ".") -> None:
+def validate(
+    chdir: ChdirOpt = ".",
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "-json", "--json", help="Print the result as JSON (terraform validate -json's shape)."
+        ),
+    ] = False,
+) -> None:
     """Check the configuration: syntax, references, types; no state or hosts needed.
 
-    Example: kplan validate -chdir examples/lab
+    Example: kplan validate -json -chdir examples/lab
     """
-    loaded = load(run_options(chdir), with_variables=False)
-    print_diagnostics(loaded.warnings)
-    typer.echo("Success! The configuration is valid.")
+    if not json_out:
+        loaded = load(run_options(chdir), with_variables=False)
+        print_diagnostics(loaded.warnings)
+        typer.echo("Success! The configuration is valid.")
+        return
+    try:
+        found = load(run_options(chdir), with_variables=False).warnings
+    except KplanError as exc:
+        found = exc.diagnostics
+    doc = validate_document(found)
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    if not doc["valid"]:
+        raise typer.Exit(1)
 
 
 def fmt(
