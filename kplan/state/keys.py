@@ -113,11 +113,14 @@ class LazyCipher:
         salt_text = self._get_meta(META_SALT)
         if salt_text is None:
             salt_text = self._setdefault(META_SALT, base64.b64encode(os.urandom(16)).decode())
-        cipher = source.cipher(salt=base64.b64decode(salt_text), create=create and check is None)
+        # A state written before it kept a key check (or whose check was lost): the key
+        # is proved on one of its sealed values before the check is recorded, and a
+        # state that holds sealed values never gets a new key file.
+        sample = self._sample() if check is None else None
+        cipher = source.cipher(
+            salt=base64.b64decode(salt_text), create=create and check is None and sample is None
+        )
         if check is None:
-            # A state written before it kept a key check (or whose check was lost):
-            # prove the key on one of its sealed values before recording the check.
-            sample = self._sample()
             if sample is not None:
                 try:
                     decode_value(sample[0], cipher, sample[1])

@@ -169,6 +169,10 @@ def test_a_state_without_key_check_is_checked_on_a_secret_and_then_given_one(
         with pytest.raises(KplanError, match="wrong state key"):
             store.prepare_key()
         assert store.get_meta(META_KEY_CHECK) is None
+    # No key at all: no new key file is made for a state that holds sealed values.
+    with StateStore.open(db, environ={}) as store, pytest.raises(KplanError, match="no key"):
+        store.prepare_key(create=True)
+    assert not (tmp_path / "state.key").exists()
     # The right key passes, and the check is added.
     with StateStore.open(db, environ=right) as store:
         store.prepare_key()
