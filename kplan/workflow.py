@@ -48,6 +48,7 @@ __all__ = [
     "Loaded",
     "RunOptions",
     "apply_saved",
+    "check_state_key",
     "current_workspace",
     "init_state",
     "input_checksum",
@@ -182,6 +183,19 @@ def _session(
         store.prepare_key()
         with _hosts(loaded, store, opts, registry):
             yield store
+
+
+def check_state_key(loaded: Loaded, opts: RunOptions) -> None:
+    """Refuse a malformed state key, or a wrong one for the current state when it
+    exists; creates nothing (``init`` runs it before it saves or copies anything)."""
+    try:
+        store = open_state(loaded, opts, create=False, check_key=True)
+    except KplanError as exc:
+        if all(d.code in ("state-missing", "workspace-missing") for d in exc.diagnostics):
+            return
+        raise
+    with store:
+        store.prepare_key()
 
 
 def init_state(loaded: Loaded, opts: RunOptions) -> str:

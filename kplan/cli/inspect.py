@@ -26,6 +26,7 @@ from kplan.workflow import (
     BACKEND_FILE,
     Loaded,
     RunOptions,
+    check_state_key,
     init_state,
     load,
     open_state,
@@ -68,6 +69,7 @@ def init(
     """
     opts = run_options(chdir)
     loaded = load(opts, with_variables=False)
+    check_state_key(loaded, opts)  # before anything is saved, created or copied
     registry = ProviderRegistry.from_entry_points()
     types = registry.types()
     before = state_location(loaded)
@@ -107,10 +109,11 @@ def _save_backend_config(loaded: Loaded, pairs: list[str]) -> None:
 
 def _migrate(before: str, after: str, opts: RunOptions) -> None:
     with (
-        StateStore.open(before, environ=opts.environ, create=False) as old,
-        StateStore.open(after, environ=opts.environ) as new,
+        StateStore.open(before, environ=opts.environ, create=False, check_key=True) as old,
+        StateStore.open(after, environ=opts.environ, check_key=True) as new,
     ):
         with old.lock("migrate-state", timeout=opts.lock_timeout):
+            old.prepare_key()  # a wrong key is refused before anything is copied
             checksum = old.copy_to(new, lock_timeout=opts.lock_timeout)
         typer.echo(f"Copied the state from {old.description} to {new.description}")
     typer.echo(f"Verified: both hold the same content ({checksum}).")

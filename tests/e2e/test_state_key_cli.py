@@ -111,6 +111,13 @@ def test_env_key_sources(tmp_path: Path, keys: Keys) -> None:
 
     _refused(root, malformed, source, malformed=True)
     _refused(root, wrong, source, malformed=False)
+    # Moving the state to another backend: refused before anything is saved or copied.
+    for env in (malformed, wrong):
+        moved = run_kplan(
+            root, "init", "-backend-config", "path=moved/k.db", "-migrate-state", env=env
+        )
+        assert moved.returncode == 1 and source in moved.stderr, moved.stderr
+    assert not (root / "moved").exists() and not (root / ".kplan" / "backend.json").exists()
     assert not (root / "out" / "extra.txt").exists()
     assert _serial(root) == serial
     assert not (root / ".kplan" / "state.key").exists()
