@@ -1,18 +1,24 @@
 """The operations behind the commands: load, plan, apply — with state and lock.
 
-Each function takes typed options and returns data; the CLI renders it.
-Loading collects every diagnostic of the configuration before stopping.
-The state lock is held from the moment state is read until the last change
-is recorded.
+Orchestration only: each step's data and rules live in the package they
+belong to (where the state is: kplan.state.location; connections and host
+keys: kplan.transport.session; a saved plan's freshness: kplan.plan.freshness;
+history text: kplan.plan.history_text). Each function takes typed options and
+returns data; the CLI renders it. Loading collects every diagnostic of the
+configuration before stopping. The state lock is held from the moment state is
+read until the last change is recorded. The state key is resolved right after
+the lock is taken, before any refresh or change (see kplan.state.keys).
+
+One error channel: a step that cannot go on raises
+:class:`~kplan.diagnostics.KplanError` carrying all its diagnostics (the
+warnings found before included); what a caller gets back holds only warnings.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,30 +28,37 @@ from kplan.config.loader import load_module
 from kplan.config.model import ModuleConfig
 from kplan.config.variables import resolve_variables
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
-from kplan.graph.builder import ConfigGraph, build_graph, iter_modules
-from kplan.plan.model import Action, Plan, PlanMode
+from kplan.graph.builder import ConfigGraph, build_graph
+from kplan.plan.freshness import check_fresh, input_checksum
+from kplan.plan.history_text import done_text, planned_text
+from kplan.plan.model import Plan, PlanMode
 from kplan.plan.planfile import read_planfile, write_planfile
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
+from kplan.plan.secrets import may_seal_secrets
 from kplan.plugins import ProviderRegistry
-from kplan.provider_api import ConfigureRequest, HostInfo
+from kplan.state import location
+from kplan.state.location import BACKEND_FILE
 from kplan.state.store import StateStore
-from kplan.transport.hostkeys import HostKeys
-from kplan.transport.pool import HostSpec, Transports
-from kplan.values import contains_unknown, reveal
+from kplan.transport.session import connect_inventory
+from kplan.values import contains_unknown
 
 __all__ = [
+    "BACKEND_FILE",
+    "ApplyOutcome",
     "Loaded",
     "RunOptions",
     "apply_saved",
+    "check_state_key",
+    "current_workspace",
+    "init_state",
+    "input_checksum",
     "load",
     "open_state",
     "plan_and_apply",
+    "plan_command",
     "run_plan",
+    "state_location",
 ]
-
-
-# State meta key of an SSH host key accepted with -accept-new-host-keys.
-HOST_KEY_META = "hostkey:"
 
 
 @dataclass(frozen=True)
@@ -92,135 +105,41 @@ def load(opts: RunOptions, *, with_variables: bool = True) -> Loaded:
     return Loaded(root, cfg, cg, variables, input_checksum(cfg, variables), warnings)
 
 
-def input_checksum(cfg: ModuleConfig, variables: Mapping[str, Any]) -> str:
-    """sha256 of every configuration file of the module tree and the variable values."""
-    h = hashlib.sha256()
-    seen: set[str] = set()
-    for _, mod in iter_modules(cfg):
-        for path in mod.files:  # as the loader gives them: relative to the working folder
-            if path in seen:
-                continue
-            seen.add(path)
-            h.update(path.encode() + b"\0")
-            h.update(Path(path).read_bytes() + b"\0")
-    h.update(json.dumps(reveal(dict(variables)), sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-BACKEND_FILE = Path(".kplan", "backend.json")
-
-
-def backend_settings(loaded: Loaded) -> dict[str, Any]:
-    """The backend block, overlaid with what ``kplan init -backend-config`` saved."""
-    backend = dict(loaded.config.settings.backend or {})
-    saved = Path(loaded.dir, BACKEND_FILE)
-    if saved.is_file():
-        try:
-            backend.update(json.loads(saved.read_text(encoding="utf-8")))
-        except ValueError:
-            raise KplanError(f"{saved} is damaged: run kplan init -backend-config again") from None
-    return backend
-
-
-def location_of(backend: Mapping[str, Any], root: str) -> str:
-    """A SQLite path or a PostgreSQL URL, from backend settings."""
-    kind = backend.get("type", "sqlite")
-    if kind == "sqlite":
-        path = backend.get("path")
-        if isinstance(path, str) and path:
-            return str(Path(root, path))
-        return str(Path(root, ".kplan", "state.db"))
-    if kind in ("postgresql", "postgres", "pg"):
-        url = backend.get("url")
-        if not isinstance(url, str) or not url.startswith(("postgresql", "postgres:")):
-            raise KplanError(
-                Diagnostic.error(
-                    "the postgresql backend needs a url",
-                    "set kplan.backend.url: postgresql://USER@HOST:PORT/DB, or run "
-                    "kplan init -backend-config url=...; give the password in "
-                    "KPLAN_PG_PASSWORD, never in a file",
-                    code="backend-config",
-                )
-            )
-        return url
-    raise KplanError(
-        Diagnostic.error(
-            f"unknown backend type {kind!r}", "expected sqlite or postgresql", code="backend-config"
-        )
-    )
-
-
 def state_location(loaded: Loaded) -> str:
-    return location_of(backend_settings(loaded), loaded.dir)
+    return location.state_location(loaded.dir, loaded.config.settings.backend)
 
 
 def current_workspace(root: str, opts: RunOptions) -> str:
-    if opts.workspace:
-        return opts.workspace
-    env = opts.environ.get("KPLAN_WORKSPACE")
-    if env:
-        return env
-    marker = Path(root, ".kplan", "environment")
-    if marker.is_file():
-        return marker.read_text(encoding="utf-8").strip() or "default"
-    return "default"
+    return location.current_workspace(root, opts.environ, opts.workspace)
 
 
-def open_state(loaded: Loaded, opts: RunOptions, *, create: bool = True) -> StateStore:
-    return StateStore.open(
-        state_location(loaded),
-        workspace=current_workspace(loaded.dir, opts),
+def open_state(
+    loaded: Loaded, opts: RunOptions, *, create: bool = True, check_key: bool = False
+) -> StateStore:
+    """The root module's state, in the current workspace. With ``check_key``, a
+    malformed state key is refused before the state is opened (or created)."""
+    return location.open_root_state(
+        loaded.dir,
+        loaded.config.settings.backend,
         environ=opts.environ,
+        workspace=opts.workspace,
         create=create,
+        check_key=check_key,
     )
 
 
-@contextmanager
 def _hosts(
     loaded: Loaded, store: StateStore, opts: RunOptions, registry: ProviderRegistry
-) -> Iterator[None]:
+) -> AbstractContextManager[object]:
     """The run's connections: providers get the inventory and ``connect``; every
     session opened is closed when the command ends."""
-    hosts = loaded.config.hosts
-
-    def record(host: str, key: str) -> None:
-        store.set_meta(HOST_KEY_META + host, key)
-
-    keys = HostKeys(
-        lambda host: store.get_meta(HOST_KEY_META + host),
-        accept_new=opts.accept_new_host_keys,
-        record=record,
+    return connect_inventory(
+        loaded.config.hosts.values(),
+        root=loaded.dir,
+        records=store,
+        accept_new_host_keys=opts.accept_new_host_keys,
+        configure=registry.configure,
     )
-    transports = Transports(
-        [
-            HostSpec(
-                name=h.name,
-                address=h.address,
-                connection=h.connection,
-                user=h.user,
-                port=h.port,
-                ssh_key=_from_root(loaded.dir, h.ssh_key),
-                known_hosts=_from_root(loaded.dir, h.known_hosts),
-            )
-            for h in hosts.values()
-        ],
-        keys,
-    )
-    infos = {
-        h.name: HostInfo(h.name, h.address, h.connection, h.groups, h.vars) for h in hosts.values()
-    }
-    registry.configure(ConfigureRequest(hosts=infos, connect=transports.connect))
-    try:
-        yield
-    finally:
-        transports.close()
-
-
-def _from_root(root: str, path: str | None) -> str | None:
-    if not path:
-        return None
-    path = os.path.expanduser(path)
-    return path if os.path.isabs(path) else os.path.join(root, path)
 
 
 @contextmanager
@@ -254,18 +173,49 @@ def run_plan(
     return make_plan(inputs, popts)
 
 
+@contextmanager
+def _session(
+    loaded: Loaded, opts: RunOptions, operation: str, registry: ProviderRegistry
+) -> Iterator[StateStore]:
+    """What plan and apply run inside: the state (opened once the key's form is
+    checked), locked, its key resolved against it, and the hosts connected."""
+    with open_state(loaded, opts, check_key=True) as store, _locked(store, opts, operation):
+        store.prepare_key()
+        with _hosts(loaded, store, opts, registry):
+            yield store
+
+
+def check_state_key(loaded: Loaded, opts: RunOptions) -> None:
+    """Refuse a malformed state key, or a wrong one for the current state when it
+    exists; creates nothing (``init`` runs it before it saves or copies anything)."""
+    try:
+        store = open_state(loaded, opts, create=False, check_key=True)
+    except KplanError as exc:
+        if all(d.code in ("state-missing", "workspace-missing") for d in exc.diagnostics):
+            return
+        raise
+    with store:
+        store.prepare_key()
+
+
+def init_state(loaded: Loaded, opts: RunOptions) -> str:
+    """``kplan init``: create the state (and its workspace) if needed and check the
+    state key against it; the state's description."""
+    with open_state(loaded, opts, check_key=True) as store:
+        store.prepare_key()
+        return store.description
+
+
 def plan_command(
     opts: RunOptions, popts: PlanOptions, out: str | None, registry: ProviderRegistry
 ) -> tuple[Plan, Diagnostics]:
+    """``kplan plan``: the plan and its warnings; KplanError when it cannot be made."""
     loaded = load(opts)
-    with (
-        open_state(loaded, opts) as store,
-        _locked(store, opts, "plan"),
-        _hosts(loaded, store, opts, registry),
-    ):
+    with _session(loaded, opts, "plan", registry) as store:
         plan, diags = run_plan(loaded, store, popts, registry)
         diags.items[:0] = loaded.warnings
-        if out and not diags.has_errors:
+        diags.raise_if_errors()
+        if out:
             write_planfile(out, plan, store.secret_box)
     return plan, diags
 
@@ -273,7 +223,9 @@ def plan_command(
 @dataclass
 class ApplyOutcome:
     plan: Plan
+    # None when nothing was applied: no changes, or the plan was not confirmed.
     result: ApplyResult | None
+    # Warnings (errors are raised as KplanError).
     diagnostics: Diagnostics
 
 
@@ -287,14 +239,11 @@ def plan_and_apply(
 ) -> ApplyOutcome:
     """``kplan apply`` without a plan file: plan, show, ask, apply — under one lock."""
     loaded = load(opts)
-    with (
-        open_state(loaded, opts) as store,
-        _locked(store, opts, "apply"),
-        _hosts(loaded, store, opts, registry),
-    ):
+    with _session(loaded, opts, "apply", registry) as store:
         plan, diags = run_plan(loaded, store, popts, registry)
         diags.items[:0] = loaded.warnings
-        if diags.has_errors or not plan.has_changes or not confirm(plan):
+        diags.raise_if_errors()
+        if not plan.has_changes or not confirm(plan):
             return ApplyOutcome(plan, None, diags)
         result = _execute(plan, loaded, store, registry, opts, notify)
         return ApplyOutcome(plan, result, diags)
@@ -309,39 +258,14 @@ def apply_saved(
 ) -> ApplyOutcome:
     """``kplan apply PLANFILE``: refuse a stale plan, then apply exactly it."""
     loaded = load(opts, with_variables=False)
-    with (
-        open_state(loaded, opts) as store,
-        _locked(store, opts, "apply"),
-        _hosts(loaded, store, opts, registry),
-    ):
+    with _session(loaded, opts, "apply", registry) as store:
         plan = read_planfile(planfile, store.secret_box, store.lineage)
         loaded.variables = dict(plan.variables)
-        _check_fresh(plan, loaded, store, planfile)
+        check_fresh(
+            plan, loaded.config, workspace=store.workspace, serial=store.serial, planfile=planfile
+        )
         result = _execute(plan, loaded, store, registry, opts, notify)
         return ApplyOutcome(plan, result, Diagnostics())
-
-
-def _check_fresh(plan: Plan, loaded: Loaded, store: StateStore, planfile: str) -> None:
-    why = ""
-    if plan.workspace != store.workspace:
-        why = (
-            f"it was made for workspace {plan.workspace!r}, the current one is {store.workspace!r}"
-        )
-    elif plan.serial != store.serial:
-        why = (
-            f"the state changed since the plan was made (serial {plan.serial} then, "
-            f"{store.serial} now)"
-        )
-    elif input_checksum(loaded.config, plan.variables) != plan.input_checksum:
-        why = "the configuration files changed since the plan was made"
-    if why:
-        raise KplanError(
-            Diagnostic.error(
-                f"saved plan {planfile} is stale",
-                why + ". Run kplan plan again and review the new plan.",
-                code="stale-plan",
-            )
-        )
 
 
 def _execute(
@@ -352,13 +276,13 @@ def _execute(
     opts: RunOptions,
     notify: Callable[[ApplyEvent], None],
 ) -> ApplyResult:
-    summary = plan.summary()
-    text = (
-        f"{summary.add} to add, {summary.change} to change, {summary.restart} to restart, "
-        f"{summary.destroy} to destroy"
+    # The key, made now if this apply may seal a secret: before the first change,
+    # once for all the workers (a missing key is refused before anything changes).
+    store.prepare_key(
+        create=may_seal_secrets(plan, lambda t: registry.get(t)[1].sensitive_attributes())
     )
     operation = "destroy" if plan.mode is PlanMode.DESTROY else "apply"
-    serial = store.begin_run(operation, text)
+    serial = store.begin_run(operation, planned_text(plan))
     outcome = "failed"
     result: ApplyResult | None = None
     try:
@@ -384,7 +308,13 @@ def _execute(
         outcome = "interrupted"
         raise
     finally:
-        store.finish_run(serial, outcome, _result_summary(plan, result))
+        store.finish_run(serial, outcome, _done_text(result))
+
+
+def _done_text(result: ApplyResult | None) -> str:
+    if result is None:
+        return done_text(None)
+    return done_text(result.done, failed=len(result.failed), not_started=len(result.not_started))
 
 
 def _known_outputs(
@@ -400,19 +330,3 @@ def _known_outputs(
         else:
             out[name] = value
     return out
-
-
-def _result_summary(plan: Plan, result: ApplyResult | None) -> str:
-    if result is None:
-        return "stopped before the summary was known; kplan state list shows what was recorded"
-    counts = {a: 0 for a in Action}
-    for c in result.done:
-        counts[c.action] += 1
-    done = (
-        f"{counts[Action.CREATE] + counts[Action.REPLACE]} added, "
-        f"{counts[Action.UPDATE]} changed, {counts[Action.RESTART]} restarted, "
-        f"{counts[Action.DELETE] + counts[Action.REPLACE]} destroyed"
-    )
-    if result.failed:
-        done += f"; {len(result.failed)} failed, {len(result.not_started)} not started"
-    return done

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kplan.cli.json_diagnostics import ui_message
 from kplan.diagnostics import Diagnostic
 from kplan.workflow import RunOptions
 
@@ -19,9 +20,11 @@ __all__ = [
     "VarFileOpt",
     "VarOpt",
     "color_enabled",
+    "json_diagnostics_on",
     "parse_duration",
     "print_diagnostics",
     "run_options",
+    "use_json_diagnostics",
 ]
 
 ChdirOpt = Annotated[
@@ -135,6 +138,26 @@ def color_enabled(no_color: bool = False) -> bool:
     return sys.stdout.isatty()
 
 
+# The diagnostics view of this command: text, or (-json) JSON lines. Chosen once per
+# command by use_json_diagnostics(); main() resets it.
+_json_diagnostics = False
+
+
+def use_json_diagnostics(on: bool) -> None:
+    """With -json: every diagnostic printed from now on (including a KplanError
+    that main() reports) is one JSON line on standard error, in Terraform's
+    machine-readable shape (``"type": "diagnostic"``; see json_diagnostics.py)."""
+    global _json_diagnostics
+    _json_diagnostics = on
+
+
+def json_diagnostics_on() -> bool:
+    return _json_diagnostics
+
+
 def print_diagnostics(diags: list[Diagnostic]) -> None:
     for d in diags:
-        typer.echo(d.format() + "\n", err=True)
+        if _json_diagnostics:
+            typer.echo(ui_message(d), err=True)
+        else:
+            typer.echo(d.format() + "\n", err=True)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import typer
 
 from kplan.cli.common import ChdirOpt, color_enabled, print_diagnostics, run_options
+from kplan.cli.json_diagnostics import validate_document
 from kplan.cli.values_text import attributes_json, render_attributes
 from kplan.config.fmt import format_paths
 from kplan.diagnostics import Diagnostic, KplanError
@@ -21,7 +22,16 @@ from kplan.plan.render_text import render_plan_text
 from kplan.plugins import ProviderRegistry
 from kplan.state.store import StateStore
 from kplan.values import Secret, reveal
-from kplan.workflow import BACKEND_FILE, Loaded, RunOptions, load, open_state, state_location
+from kplan.workflow import (
+    BACKEND_FILE,
+    Loaded,
+    RunOptions,
+    check_state_key,
+    init_state,
+    load,
+    open_state,
+    state_location,
+)
 
 __all__ = ["register"]
 
@@ -59,6 +69,7 @@ def init(
     """
     opts = run_options(chdir)
     loaded = load(opts, with_variables=False)
+    check_state_key(loaded, opts)  # before anything is saved, created or copied
     registry = ProviderRegistry.from_entry_points()
     types = registry.types()
     before = state_location(loaded)
@@ -67,8 +78,7 @@ def init(
     after = state_location(loaded)
     if migrate_state and before != after:
         _migrate(before, after, opts)
-    with open_state(loaded, opts) as store:
-        where = store.description
+    where = init_state(loaded, opts)
     typer.echo(f"Providers found; resource types: {', '.join(types)}")
     typer.echo(f"State: {where}")
     typer.echo("\nkplan has been successfully initialized!")
@@ -99,23 +109,42 @@ def _save_backend_config(loaded: Loaded, pairs: list[str]) -> None:
 
 def _migrate(before: str, after: str, opts: RunOptions) -> None:
     with (
-        StateStore.open(before, environ=opts.environ, create=False) as old,
-        StateStore.open(after, environ=opts.environ) as new,
+        StateStore.open(before, environ=opts.environ, create=False, check_key=True) as old,
+        StateStore.open(after, environ=opts.environ, check_key=True) as new,
     ):
         with old.lock("migrate-state", timeout=opts.lock_timeout):
+            old.prepare_key()  # a wrong key is refused before anything is copied
             checksum = old.copy_to(new, lock_timeout=opts.lock_timeout)
         typer.echo(f"Copied the state from {old.description} to {new.description}")
     typer.echo(f"Verified: both hold the same content ({checksum}).")
 
 
-def validate(chdir: ChdirOpt = ".") -> None:
+def validate(
+    chdir: ChdirOpt = ".",
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "-json", "--json", help="Print the result as JSON (terraform validate -json's shape)."
+        ),
+    ] = False,
+) -> None:
     """Check the configuration: syntax, references, types; no state or hosts needed.
 
-    Example: kplan validate -chdir examples/lab
+    Example: kplan validate -json -chdir examples/lab
     """
-    loaded = load(run_options(chdir), with_variables=False)
-    print_diagnostics(loaded.warnings)
-    typer.echo("Success! The configuration is valid.")
+    if not json_out:
+        loaded = load(run_options(chdir), with_variables=False)
+        print_diagnostics(loaded.warnings)
+        typer.echo("Success! The configuration is valid.")
+        return
+    try:
+        found = load(run_options(chdir), with_variables=False).warnings
+    except KplanError as exc:
+        found = exc.diagnostics
+    doc = validate_document(found)
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    if not doc["valid"]:
+        raise typer.Exit(1)
 
 
 def fmt(

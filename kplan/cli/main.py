@@ -20,7 +20,7 @@ from kplan.cli import lab as lab_cmd
 from kplan.cli import run as run_cmd
 from kplan.cli import state as state_cmd
 from kplan.cli import workspace as workspace_cmd
-from kplan.cli.common import print_diagnostics
+from kplan.cli.common import print_diagnostics, use_json_diagnostics
 from kplan.diagnostics import KplanError
 
 __all__ = ["app", "main"]
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     # of a 100,000-resource plan's time). They hold no cycles worth collecting early.
     gc.set_threshold(200_000, 50, 1000)
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    use_json_diagnostics(False)
     try:
         # Without standalone mode click returns the code of a typer.Exit.
         code = app(args=args, prog_name="kplan", standalone_mode=False)

@@ -24,6 +24,7 @@ from kplan.cli.common import (
     color_enabled,
     print_diagnostics,
     run_options,
+    use_json_diagnostics,
 )
 from kplan.cli.progress import ApplyProgress
 from kplan.plan.model import Plan, PlanMode
@@ -103,6 +104,7 @@ def plan(
 
     Example: kplan plan -out tfplan -target 'module.keystone' -var release=zed
     """
+    use_json_diagnostics(json_out)
     opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism, accept_new_host_keys)
     mode = (
         PlanMode.DESTROY if destroy else PlanMode.REFRESH_ONLY if refresh_only else PlanMode.NORMAL
@@ -166,6 +168,7 @@ def apply(
 
     Example: kplan apply tfplan
     """
+    use_json_diagnostics(json_out)
     opts = run_options(chdir, var, var_file, lock, lock_timeout, parallelism, accept_new_host_keys)
     registry = ProviderRegistry.from_entry_points()
     notify = _notifier(json_out, no_color)
@@ -326,8 +329,8 @@ def _report(result: ApplyResult | None, p: Plan, json_out: bool) -> None:
             + ", ".join(sorted(result.unchanged))
         )
     if result.ok:
+        print_diagnostics(result.diagnostics.items)
         if not json_out:
-            print_diagnostics(result.diagnostics.items)
             if p.mode is PlanMode.DESTROY:
                 # As Terraform words it: a destroy only destroys.
                 typer.echo(f"\nDestroy complete! Resources: {counts['destroy']} destroyed.")
@@ -336,6 +339,8 @@ def _report(result: ApplyResult | None, p: Plan, json_out: bool) -> None:
         return
     print_diagnostics([d for ds in result.failed.values() for d in ds])
     print_diagnostics(result.diagnostics.items)
+    if json_out:  # the apply_failed event above says the same
+        raise typer.Exit(1)
     typer.echo(f"\nApply failed. Done before the failure: {line}", err=True)
     if result.failed:
         typer.echo("Failed: " + ", ".join(sorted(result.failed)), err=True)

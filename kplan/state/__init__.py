@@ -6,13 +6,16 @@ Secrets are encrypted at rest with AES-GCM; a write never leaves a
 half-written state. The schema is versioned with Alembic migrations in state/ (kplan_state).
 
     store.py     StateStore: the one entry point (open, resources, put, lock...)
+    location.py  where a root module's state lives (backend block, .kplan/backend.json)
+                 and which workspace a run uses
     records.py   ResourceRecord, HistoryEntry: frozen values handed out
     backend.py   what differs per database (Backend protocol), SqliteBackend, make_backend
     postgres.py  PostgresBackend: psycopg 3, advisory lock + lock row per workspace
     lock.py      the flock-based lock and the holder info a second kplan sees
     transfer.py  export / import / checksum of decoded content, the sealed pulled file
     crypto.py    Cipher and load_cipher: the key from env, key file or passphrase
-    keys.py      the lazily loaded key, checked against the state's key check
+    keys.py      the key loaded once (thread-safe), checked against the state's key
+                 check; StateStore.prepare_key resolves it before a command changes anything
     codec.py     attributes <-> JSON text with sealed secrets
     schema.py    SQLAlchemy Core tables; state/migrations (kplan_state) creates the same tables
     queries.py   the SQL; rows.py: records <-> rows (the fast load path)

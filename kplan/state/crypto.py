@@ -12,7 +12,13 @@ resource address), so a token copied to another row does not decrypt.
    (n=2**15, r=8, p=1) and the per-state salt kept in the state's meta table;
 4. ``<key dir>/state.key``: the default key file, created (mode 0600) for a
    new state. The key dir is the SQLite file's folder, or ``.kplan`` in the
-   working folder for PostgreSQL (backend.key_dir).
+   working folder for PostgreSQL (backend.key_dir). It is made atomically
+   (written to a temporary file, then hard-linked into place), so a reader never
+   sees a partial key and the loser of a race uses the winner's key.
+
+:func:`find_key` checks the form of the selected key (without using it), so a
+malformed key is refused before anything else happens; every such message
+lists :data:`ACCEPTED_FORMATS`.
 
 A key never appears in an error message, a log or the state itself.
 """
@@ -21,8 +27,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import errno
 import os
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -33,12 +43,15 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from kplan.diagnostics import Diagnostic, KplanError
 
 __all__ = [
+    "ACCEPTED_FORMATS",
     "DEFAULT_KEY_FILE",
     "ENV_KEY",
     "ENV_KEY_FILE",
     "ENV_PASSPHRASE",
     "Cipher",
+    "KeySource",
     "SecretBox",
+    "find_key",
     "generate_key",
     "load_cipher",
 ]
@@ -58,6 +71,18 @@ _SCRYPT_P: Final = 1
 _KEY_OPTIONS: Final = (
     f"Set {ENV_KEY} (the base64 of 32 random bytes), {ENV_KEY_FILE} (a file holding it) "
     f"or {ENV_PASSPHRASE}, or restore the key file."
+)
+
+
+# What every "malformed key" message says: the accepted sources and their formats.
+ACCEPTED_FORMATS: Final = (
+    "Accepted keys (first set wins):\n"
+    f"  {ENV_KEY}         the base64 of {_KEY_LEN} random bytes (44 characters)\n"
+    f"  {ENV_KEY_FILE}    the path of a file holding that base64 text\n"
+    f"  {ENV_PASSPHRASE}  a passphrase: UTF-8 text, not only white space\n"
+    f"  {DEFAULT_KEY_FILE} beside the state   that base64 text; made by kplan for a new state\n"
+    "Make a key with\n"
+    "  python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
 )
 
 
@@ -121,36 +146,55 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(_KEY_LEN)).decode("ascii")
 
 
+def _malformed(where: str, why: str) -> KplanError:
+    return KplanError(
+        Diagnostic.error(
+            f"the state key in {where} is malformed: {why}",
+            ACCEPTED_FORMATS,
+            code="state-key-malformed",
+        )
+    )
+
+
 def _decode_key(text: str, where: str) -> bytes:
+    if not text.strip():
+        raise _malformed(where, "it is empty")
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        key = b""
+        raise _malformed(where, "it is not base64") from None
     if len(key) != _KEY_LEN:
-        raise KplanError(
-            Diagnostic.error(
-                f"the state key in {where} is malformed",
-                f"Expected the base64 of {_KEY_LEN} random bytes, e.g. the output of\n"
-                "  python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'",
-                code="state-key-malformed",
-            )
-        )
+        raise _malformed(where, f"it decodes to {len(key)} bytes, not {_KEY_LEN}")
     return key
 
 
 def _read_key_file(path: Path, where: str) -> bytes:
     try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        data = path.read_bytes()
+    except OSError as exc:
         raise KplanError(
             Diagnostic.error(
-                f"cannot read the state key file {path}: {reason}",
+                f"cannot read the state key file {path}: {exc.strerror or exc}",
                 _KEY_OPTIONS,
                 code="state-key-missing",
             )
         ) from None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise _malformed(where, "it is not ASCII text") from None
     return _decode_key(text, where)
+
+
+def _check_passphrase(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # os.environ holds bytes that are not UTF-8 as surrogate escapes.
+        raise _malformed(ENV_PASSPHRASE, "it is not UTF-8 text") from None
+    if not text.strip():
+        raise _malformed(ENV_PASSPHRASE, "it is only white space")
+    return text
 
 
 def _derive(passphrase: str, salt: bytes) -> bytes:
@@ -159,42 +203,130 @@ def _derive(passphrase: str, salt: bytes) -> bytes:
 
 
 def _create_key_file(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Make the default key file atomically; if another kplan (or thread) made it first,
+    use its key.
+
+    The key is written and synced to a temporary file beside ``path``, then
+    hard-linked to ``path``: link(2) fails when ``path`` exists, and a reader never
+    sees a file that is not complete. On a file system without hard links, the
+    temporary file is renamed instead (a rename replaces a file made in between:
+    the state's key check then refuses the loser's key rather than mixing keys).
+    """
     text = generate_key()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Another kplan created it a moment ago: use theirs.
-        return _read_key_file(path, str(path))
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".state.key-", dir=path.parent)  # mode 0600
+    except OSError as exc:
+        raise _cannot_create(path, exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read_key_file(path, str(path))
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise _cannot_create(path, exc) from None
+            if path.exists():
+                return _read_key_file(path, str(path))
+            os.rename(tmp, path)
+        _sync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     return base64.b64decode(text)
+
+
+_NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV})
+
+
+def _cannot_create(path: Path, exc: OSError) -> KplanError:
+    return KplanError(
+        Diagnostic.error(
+            f"cannot create the state key file {path}: {exc.strerror or exc}",
+            _KEY_OPTIONS,
+            code="state-key-missing",
+        )
+    )
+
+
+def _sync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where this run's key comes from, its form already checked (see :func:`find_key`).
+
+    ``key`` is set for ``KPLAN_STATE_KEY``, a key file, or a default key file that
+    exists; ``passphrase`` for ``KPLAN_STATE_PASSPHRASE``; neither when the
+    default key file does not exist yet.
+    """
+
+    kind: str  # ENV_KEY, ENV_KEY_FILE, ENV_PASSPHRASE or DEFAULT_KEY_FILE
+    where: str  # for messages: the variable, or the key file's path
+    path: Path | None = None
+    key: bytes | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+
+    @property
+    def missing(self) -> bool:
+        """The default key file, which does not exist (yet)."""
+        return self.key is None and self.passphrase is None
+
+    def cipher(self, *, salt: bytes | None, create: bool) -> Cipher:
+        """The cipher of this key; ``create`` makes a missing default key file."""
+        if self.key is not None:
+            return Cipher(self.key, self.where)
+        if self.passphrase is not None:
+            if not salt:
+                raise KplanError("the state has no key-derivation salt for KPLAN_STATE_PASSPHRASE")
+            return Cipher(_derive(self.passphrase, salt), ENV_PASSPHRASE)
+        assert self.path is not None
+        if create:
+            return Cipher(_create_key_file(self.path), str(self.path))
+        raise KplanError(
+            Diagnostic.error(
+                f"no key to decrypt the state: {self.path} does not exist",
+                _KEY_OPTIONS,
+                code="state-key-missing",
+            )
+        )
+
+
+def find_key(environ: Mapping[str, str], state_dir: str) -> KeySource:
+    """The key source this environment selects, first match wins (see the module
+    docstring); its form is checked now, so a malformed key is refused before it is
+    needed. KplanError (code ``state-key-malformed`` or ``state-key-missing``)."""
+    if environ.get(ENV_KEY):
+        return KeySource(ENV_KEY, ENV_KEY, key=_decode_key(environ[ENV_KEY], ENV_KEY))
+    if environ.get(ENV_KEY_FILE):
+        path = Path(environ[ENV_KEY_FILE]).expanduser()
+        where = f"{ENV_KEY_FILE} ({path})"
+        return KeySource(ENV_KEY_FILE, where, path, key=_read_key_file(path, where))
+    if environ.get(ENV_PASSPHRASE):
+        passphrase = _check_passphrase(environ[ENV_PASSPHRASE])
+        return KeySource(ENV_PASSPHRASE, ENV_PASSPHRASE, passphrase=passphrase)
+    path = Path(state_dir) / DEFAULT_KEY_FILE
+    if path.exists():
+        return KeySource(DEFAULT_KEY_FILE, str(path), path, key=_read_key_file(path, str(path)))
+    return KeySource(DEFAULT_KEY_FILE, str(path), path)
 
 
 def load_cipher(
     *, state_dir: str, salt: bytes | None, environ: Mapping[str, str], create: bool
 ) -> Cipher:
     """Find the state key (see the module docstring for the order) and build a Cipher."""
-    if environ.get(ENV_KEY):
-        return Cipher(_decode_key(environ[ENV_KEY], ENV_KEY), ENV_KEY)
-    if environ.get(ENV_KEY_FILE):
-        path = Path(environ[ENV_KEY_FILE]).expanduser()
-        return Cipher(_read_key_file(path, f"{ENV_KEY_FILE} ({path})"), str(path))
-    if environ.get(ENV_PASSPHRASE):
-        if not salt:
-            raise KplanError("the state has no key-derivation salt for KPLAN_STATE_PASSPHRASE")
-        return Cipher(_derive(environ[ENV_PASSPHRASE], salt), ENV_PASSPHRASE)
-    path = Path(state_dir) / DEFAULT_KEY_FILE
-    if path.exists():
-        return Cipher(_read_key_file(path, str(path)), str(path))
-    if create:
-        return Cipher(_create_key_file(path), str(path))
-    raise KplanError(
-        Diagnostic.error(
-            f"no key to decrypt the state: {path} does not exist",
-            _KEY_OPTIONS,
-            code="state-key-missing",
-        )
-    )
+    return find_key(environ, state_dir).cipher(salt=salt, create=create)

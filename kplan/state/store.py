@@ -31,8 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.state import migrate, queries, rows, transfer
 from kplan.state.backend import WRITE, Backend, check_workspace_name, make_backend
-from kplan.state.codec import decode_value, encode_value
-from kplan.state.crypto import SecretBox
+from kplan.state.codec import SECRET_MARKER, decode_value, encode_value
+from kplan.state.crypto import SecretBox, find_key
 from kplan.state.keys import LazyCipher
 from kplan.state.lock import ForceUnlockResult, LockInfo, new_lock_info
 from kplan.state.records import (
@@ -85,6 +85,7 @@ class StateStore:
             create=create,
             get_meta=self.get_meta,
             meta_setdefault=self._meta_setdefault,
+            sample=self._sealed_sample,
         )
 
     @classmethod
@@ -96,6 +97,7 @@ class StateStore:
         environ: Mapping[str, str] = os.environ,
         create: bool = True,
         key_dir: str | None = None,
+        check_key: bool = False,
     ) -> StateStore:
         """Open (and with ``create``, make) a state; upgrade its schema when needed.
 
@@ -104,15 +106,22 @@ class StateStore:
         KPLAN_PG_PASSWORD or PGPASSWORD in ``environ``). A missing workspace is
         created when ``create`` is true, else refused. ``key_dir`` is the folder
         of the default key file ``state.key`` (default: beside a SQLite file;
-        ``.kplan`` in the working folder for PostgreSQL).
+        ``.kplan`` in the working folder for PostgreSQL). With ``check_key``, the
+        form of the state key is checked first (a malformed key is refused before
+        the database is touched); :meth:`prepare_key` checks it against the state.
         """
         check_workspace_name(workspace)
         backend = make_backend(url_or_path, environ=environ, key_dir=key_dir)
         try:
+            if check_key:
+                find_key(environ, backend.key_dir)
             exists = backend.exists()
         except SQLAlchemyError as exc:
             backend.engine.dispose()
             raise queries.translate_error(exc, backend.description, backend.redact) from None
+        except KplanError:
+            backend.engine.dispose()
+            raise
         if not exists:
             if not create:
                 raise KplanError(
@@ -176,6 +185,32 @@ class StateStore:
                 yield conn
 
     # -- identity -------------------------------------------------------------
+
+    def prepare_key(self, *, create: bool = False) -> None:
+        """Resolve the state key now, before a command changes anything.
+
+        Refuses (KplanError) a malformed key, a missing key the state needs, and a
+        key that does not match the state's key check (or, for a state without one,
+        one of its sealed values). ``create`` makes a missing default key file, for
+        an apply that may seal secrets. See keys.py.
+        """
+        self._box.prepare(create=create)
+
+    @_translated
+    def _sealed_sample(self) -> tuple[str, bytes] | None:
+        """One encoded value of this workspace holding a sealed secret, and its AAD."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(R.c.address, R.c.attributes)
+                .where(R.c.workspace_id == self._ws_id, R.c.has_secrets.is_(True))
+                .limit(1)
+            ).first()
+            if row is not None:
+                return str(row.attributes), self._aad(str(row.address))
+            for name, value in conn.execute(queries.select_outputs(self._ws_id)):
+                if SECRET_MARKER in value:
+                    return str(value), self._output_aad(str(name))
+        return None
 
     @property
     def secret_box(self) -> SecretBox:
