@@ -21,7 +21,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kplan.addrs import ROOT, Key, ModuleAddr, ResourceAddr, ResourceConfigAddr
+from kplan.addrs import (
+    ROOT,
+    AddressError,
+    Key,
+    ModuleAddr,
+    ResourceAddr,
+    ResourceConfigAddr,
+    TriggerRef,
+)
 from kplan.config.expr import (
     Fast,
     Reference,
@@ -460,7 +468,8 @@ class Evaluator:
         base = self._meta_deps(mi, res.for_each, res.count, res.positions)
         cfg_deps, multi_deps = self.deps_of(mi, dict(res.config), res.positions, split=True)
         base |= cfg_deps
-        addresses = (*res.depends_on, *res.lifecycle.restart_on, *res.lifecycle.replace_on)
+        triggers = (*res.lifecycle.restart_on, *res.lifecycle.replace_on)
+        addressed = bool(res.depends_on or triggers)
         instances = []
         shared: dict[str, Any] = {}
         left_out: list[Key] = []
@@ -476,7 +485,11 @@ class Evaluator:
             scope = _with_each(mi.scope, key, each, res.count is not None)
             addr = cfg_addr.instance(key)
             host = self._instance_host(res, scope, host_fast)
-            deps = base | self._address_deps(mi, addresses, scope) if addresses else base
+            deps = (
+                base | self._address_deps(mi, res.depends_on, triggers, scope)
+                if addressed
+                else base
+            )
             instances.append(
                 Instance(
                     addr, res, scope, deps, host, self.resolve_access, multi_deps, shared, program
@@ -536,23 +549,36 @@ class Evaluator:
         return {a: v.get() if isinstance(v, Later) else v for a, v in values.items()}
 
     def _address_deps(
-        self, mi: _ModuleInstance, texts: tuple[str, ...], scope: Mapping[str, Any]
+        self,
+        mi: _ModuleInstance,
+        depends_on: tuple[str, ...],
+        triggers: tuple[str, ...],
+        scope: Mapping[str, Any],
     ) -> Deps:
         """Deps of addresses written without ${}; ``x[each.key]`` names one instance."""
         out: set[ResourceAddr] = set()
-        for text in texts:
+        entries: list[tuple[str, str, str | None]] = []
+        for text in depends_on:
             m = _address_match(text)
             if m is None:
                 continue
             if m["type"] == "module":
                 out |= self._module_deps(mi.addr, m["name"], ())
                 continue
-            if m["key"] is None:
-                out.update(self.instances_of(mi.addr, f"{m['type']}.{m['name']}"))
+            entries.append((m["type"], m["name"], m["key"]))
+        for text in triggers:
+            try:
+                t = TriggerRef.parse(text)
+            except AddressError:
+                continue  # the loader, the graph builder and the planner say why
+            entries.append((t.type, t.name, t.key))
+        for type_, name, key_text in entries:
+            if key_text is None:
+                out.update(self.instances_of(mi.addr, f"{type_}.{name}"))
                 continue
-            expr = "${" + m["key"] + "}"
+            expr = "${" + key_text + "}"
             key = reveal(evaluate_fast(compile_text(expr), expr, scope, None))
-            one = ResourceAddr(mi.addr, m["type"], m["name"], key)
+            one = ResourceAddr(mi.addr, type_, name, key)
             if self._exists(one):
                 out.add(one)
         return frozenset(out)
