@@ -31,7 +31,13 @@ from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.evaluate import Instance
 from kplan.plan.model import Action, PlanMode, Reason, ResourceChange
 from kplan.plugins import ProviderRegistry
-from kplan.provider_api import PlanRequest, PlanResponse, ResourceSchema, ValidateRequest
+from kplan.provider_api import (
+    PlanRequest,
+    PlanResponse,
+    Provider,
+    ResourceSchema,
+    ValidateRequest,
+)
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN, Secret
 
@@ -228,7 +234,8 @@ class InstancePlanner:
             resp = _NOT_ASKED
             planned = prior
         else:
-            diags = provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics
+            req = ValidateRequest(inst.addr.type, config, str(inst.addr))
+            diags = provider.validate(req).diagnostics
             self._validate(diags, inst)
             resp = self._provider_plan(provider, inst, prior, config)
             planned = self._adjust(dict(resp.planned), prior, schema, inst)
@@ -262,20 +269,14 @@ class InstancePlanner:
         )
 
     def _provider_plan(
-        self, provider: Any, inst: Instance, prior: dict[str, Any] | None, config: dict[str, Any]
+        self,
+        provider: Provider,
+        inst: Instance,
+        prior: dict[str, Any] | None,
+        config: dict[str, Any],
     ) -> PlanResponse:
-        req = PlanRequest(inst.addr.type, str(inst.addr), inst.host, prior, config)
-        try:
-            resp: PlanResponse = provider.plan(req)
-        except Exception as exc:
-            raise KplanError(
-                Diagnostic.error(
-                    f"provider {provider.name} failed to plan {inst.addr}",
-                    f"{type(exc).__name__}: {exc}",
-                    inst.resource.pos,
-                    code="provider-error",
-                )
-            ) from None
+        # The registry's guard turns an exception or an invalid plan into diagnostics.
+        resp = provider.plan(PlanRequest(inst.addr.type, str(inst.addr), inst.host, prior, config))
         self._validate(resp.diagnostics, inst)
         return resp
 
