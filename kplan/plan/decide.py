@@ -25,6 +25,7 @@ from kplan.addrs import (
     TriggerRef,
     parse_resource,
 )
+from kplan.config.model import Resource
 from kplan.config.resource_blocks import invalid_trigger
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph, Node
@@ -41,7 +42,7 @@ from kplan.provider_api import (
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN, Secret
 
-__all__ = ["InstancePlanner", "Selection", "fresh_computed"]
+__all__ = ["InstancePlanner", "Selection", "fresh_computed", "placed"]
 
 _CHANGED = (Action.CREATE, Action.UPDATE, Action.REPLACE)
 # The response standing for a provider that was not asked (the instance is unchanged):
@@ -167,6 +168,15 @@ def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping
     return True
 
 
+def placed(diags: Iterable[Diagnostic], resource: Resource) -> list[Diagnostic]:
+    """A provider's diagnostics at the attribute they name, or at the resource."""
+    out = []
+    for d in diags:
+        pos = resource.positions.at(tuple(d.attribute)) if d.attribute else None
+        out.append(d.with_pos(pos or resource.pos))
+    return out
+
+
 def _sorted_deps(deps: frozenset[ResourceAddr]) -> tuple[ResourceAddr, ...]:
     return tuple(sorted(deps, key=str)) if len(deps) > 1 else tuple(deps)
 
@@ -281,10 +291,7 @@ class InstancePlanner:
         return resp
 
     def _validate(self, diags: Iterable[Diagnostic], inst: Instance) -> None:
-        out = Diagnostics()
-        for d in diags:
-            pos = inst.resource.positions.at(tuple(d.attribute)) if d.attribute else None
-            out.add(d.with_pos(pos or inst.resource.pos))
+        out = Diagnostics(placed(diags, inst.resource))
         out.raise_if_errors()
 
     def _adjust(
