@@ -205,18 +205,24 @@ class GuardedProvider(Provider):
             return []
         attrs = schema.attributes
         planned = resp.planned
+        extra = [k for k in planned if k not in attrs]
+        changed = []
+        for name, value in req.config.items():  # a hot path of a large plan: no sorting
+            have = planned.get(name)
+            if have is value or have == value or value is None:
+                continue
+            attr = attrs.get(name)
+            if attr is None or attr.normalized or contains_unknown(value):
+                continue
+            if reveal(have) != reveal(value):
+                changed.append(name)
+        if not extra and not changed:
+            return []
         out = [
             f'it planned "{k}", which is not an attribute of {req.type_name} in its schema'
-            for k in sorted(planned, key=str)
-            if k not in attrs
+            for k in sorted(extra, key=str)
         ]
-        for name, value in sorted(req.config.items()):
-            attr = attrs.get(name)
-            if attr is None or attr.normalized or value is None or contains_unknown(value):
-                continue
-            have = planned.get(name)
-            if have == value or reveal(have) == reveal(value):
-                continue
+        for name in sorted(changed):
             how = "left out" if name not in planned else "changed"
             out.append(
                 f'it {how} the configured value of "{name}"; a provider plans a configured '
