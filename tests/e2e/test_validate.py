@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import textwrap
 import time
@@ -274,3 +275,15 @@ def test_hosts_are_never_contacted(tmp_path: Path, silent_port: socket.socket) -
         'unsupported attribute "nmae" for docker_container @ svc/main.kp.yaml:18:11'
     ]
     assert _connections(silent_port) == 0
+
+
+def test_json_carries_the_provider_checks(tmp_path: Path) -> None:
+    root = module(
+        tmp_path, **{"main.kp.yaml": "resources:\n  local_file.a:\n    path: a\n    contnet: x\n"}
+    )
+    proc = run_kplan(root, "validate", "-json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["valid"] is False and doc["error_count"] == 2
+    found = {(d["code"], d["range"]["start"]["line"]) for d in doc["diagnostics"]}
+    assert found == {("missing-attribute", 3), ("unsupported-attribute", 4)}
