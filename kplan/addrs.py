@@ -13,6 +13,7 @@ kplan: every other module may import it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "ResourceAddr",
     "ResourceConfigAddr",
     "Target",
+    "TriggerRef",
     "format_key",
     "parse",
     "parse_module",
@@ -264,3 +266,121 @@ def _steps_match(
         w.name == h.name and (w.key is None or w.key == h.key)
         for w, h in zip(want, have, strict=False)
     )
+
+
+# -- triggers ------------------------------------------------------------------
+
+_TRIGGER_TYPE = re.compile(r"[a-z_][a-z0-9_]*")  # as a resource key's TYPE
+_TRIGGER_NAME = re.compile(_NAME)
+_TRIGGER_ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# First words that name something other than a resource of this module.
+_NOT_RESOURCES = frozenset(
+    {"var", "local", "module", "each", "count", "path", "host", "hosts", "groups"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRef:
+    """One ``restart_on`` / ``replace_on`` entry: a resource block of the *same* module.
+
+    The grammar (``KEY`` is an expression, kept as written: ``each.key``,
+    ``count.index``, ``"ctl1"``, ``0``; one ``${...}`` around the whole entry is
+    allowed and dropped)::
+
+        TYPE.NAME               any instance of the block changes
+        TYPE.NAME[KEY]          that instance changes
+        TYPE.NAME.ATTR          any instance changes and its ATTR differs
+        TYPE.NAME[KEY].ATTR     that instance changes and its ATTR differs
+
+    ``module.X.TYPE.NAME`` is refused: a module's resources are private to it
+    (as in Terraform), and a trigger cannot wait for a change inside another
+    module's instances. ``parse()`` and ``str()`` round-trip.
+    """
+
+    type: str
+    name: str
+    key: str | None = None
+    attr: str | None = None
+
+    FORMS = "TYPE.NAME, TYPE.NAME[KEY], TYPE.NAME.ATTR or TYPE.NAME[KEY].ATTR"
+
+    @classmethod
+    def parse(cls, text: str) -> TriggerRef:
+        """Parse one entry; raise :class:`AddressError` saying what is wrong."""
+        return _parse_trigger(text)
+
+    @property
+    def block(self) -> str:
+        """``TYPE.NAME``: the resource block it names."""
+        return f"{self.type}.{self.name}"
+
+    def __str__(self) -> str:
+        key = f"[{self.key}]" if self.key is not None else ""
+        attr = f".{self.attr}" if self.attr is not None else ""
+        return f"{self.type}.{self.name}{key}{attr}"
+
+
+@functools.lru_cache(maxsize=4096)  # one parse per distinct entry, however many instances
+def _parse_trigger(text: str) -> TriggerRef:
+    s = text.strip()
+    if s.startswith("${") and s.endswith("}"):
+        s = s[2:-1].strip()
+    if not s:
+        raise AddressError("an empty trigger")
+    head = s.split(".", 1)[0].split("[", 1)[0]
+    if head == "module":
+        raise AddressError(
+            f"{s!r} names a resource inside a module: a trigger names a resource of the "
+            "same module (a module's resources are private to it); put the trigger inside "
+            "that module, or use depends_on for order only"
+        )
+    if head in _NOT_RESOURCES:
+        raise AddressError(f"{s!r} is not a resource: a trigger names a resource block")
+    type_, dot, rest = s.partition(".")
+    if not dot or not _TRIGGER_TYPE.fullmatch(type_):
+        raise AddressError(f"{s!r}: expected TYPE.NAME, with TYPE of a-z, 0-9 and _")
+    m = _TRIGGER_NAME.match(rest)
+    if m is None:
+        raise AddressError(f"{s!r}: expected a resource NAME after {type_ + '.'!r}")
+    name, pos = m.group(), m.end()
+    key: str | None = None
+    if pos < len(rest) and rest[pos] == "[":
+        end = _closing_bracket(rest, pos)
+        if end < 0:
+            raise AddressError(f"{s!r}: the [ of the KEY is not closed")
+        key = rest[pos + 1 : end].strip()
+        if not key:
+            raise AddressError(f"{s!r}: an empty KEY")
+        pos = end + 1
+    attr: str | None = None
+    if pos < len(rest):
+        if rest[pos] != "." or not _TRIGGER_ATTR.fullmatch(rest[pos + 1 :]):
+            raise AddressError(
+                f"{s!r}: expected at most one .ATTR (a top-level attribute name) "
+                f"after {s[: len(type_) + 1 + pos]!r}"
+            )
+        attr = rest[pos + 1 :]
+    return TriggerRef(type_, name, key, attr)
+
+
+def _closing_bracket(text: str, start: int) -> int:
+    """The index of the ``]`` closing the ``[`` at ``start`` (nesting and quotes
+    respected), or -1."""
+    depth, quote, i = 0, "", start
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1

@@ -85,6 +85,9 @@ class Attribute:
     # feed a file's content) and is compared through them. A change of it that
     # leaves them the same is no change: the plan shows nothing and restarts nothing.
     compared_via: tuple[str, ...] = ()
+    # The provider plans a configured value in a canonical spelling ("644" → "0644").
+    # Without it, a plan that changes a known configured value is refused as invalid.
+    normalized: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,8 @@ class ConfigureRequest:
 class ValidateRequest:
     type_name: str
     config: Mapping[str, Any]
+    # The instance's address, for messages only (a check must not depend on it).
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from kplan.plan.planfile import read_planfile
 from kplan.plan.render_json import render_plan_json
 from kplan.plan.render_markdown import render_plan_markdown
 from kplan.plan.render_text import render_plan_text
+from kplan.plan.validate import validate_config
 from kplan.plugins import ProviderRegistry
 from kplan.state.store import StateStore
 from kplan.values import Secret, reveal
@@ -128,23 +129,34 @@ def validate(
         ),
     ] = False,
 ) -> None:
-    """Check the configuration: syntax, references, types; no state or hosts needed.
+    """Check the configuration as plan does: syntax, references, resource types,
+    attributes and their types, lifecycle keys. Reads no state and contacts no host;
+    variables and other resources' values count as unknown.
 
     Example: kplan validate -json -chdir examples/lab
     """
     if not json_out:
-        loaded = load(run_options(chdir), with_variables=False)
-        print_diagnostics(loaded.warnings)
+        found = _validate(chdir)
+        if any(d.is_error for d in found):
+            raise KplanError(found)
+        print_diagnostics(found)
         typer.echo("Success! The configuration is valid.")
         return
     try:
-        found = load(run_options(chdir), with_variables=False).warnings
+        found = _validate(chdir)
     except KplanError as exc:
         found = exc.diagnostics
     doc = validate_document(found)
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     if not doc["valid"]:
         raise typer.Exit(1)
+
+
+def _validate(chdir: str) -> list[Diagnostic]:
+    """The loader's warnings and what plan's checks find (an error loading raises)."""
+    loaded = load(run_options(chdir), with_variables=False)
+    found = validate_config(loaded.graph, ProviderRegistry.from_entry_points(), loaded.dir)
+    return [*loaded.warnings, *found]
 
 
 def fmt(

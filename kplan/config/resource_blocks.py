@@ -15,15 +15,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kplan.addrs import AddressError, TriggerRef
 from kplan.config import shapes
 from kplan.config.blocks import Entry, check_name, parse_references
 from kplan.config.model import Lifecycle, Resource
 from kplan.config.shapes import Where, check
 from kplan.config.yamlpos import relative
-from kplan.diagnostics import Diagnostics, SourcePos
+from kplan.diagnostics import Diagnostic, Diagnostics, SourcePos
 from kplan.values import Path
 
-__all__ = ["LIFECYCLE_KEYS", "RESOURCE_META", "build_resource", "check_module_call"]
+__all__ = [
+    "LIFECYCLE_KEYS",
+    "RESOURCE_META",
+    "build_resource",
+    "check_module_call",
+    "invalid_trigger",
+]
 
 RESOURCE_KEY = re.compile(r"(?P<type>[a-z_][a-z0-9_]*)\.(?P<name>[A-Za-z_][A-Za-z0-9_-]*)")
 LIFECYCLE_KEYS = ("prevent_destroy", "ignore_changes", "replace_on", "restart_on", "rolling")
@@ -135,9 +142,32 @@ def _lifecycle(entry: Entry, body: Mapping[str, Any], diags: Diagnostics) -> Lif
     return Lifecycle(
         prevent_destroy=block.prevent_destroy,
         ignore_changes=tuple(block.ignore_changes),
-        replace_on=parse_references(block.replace_on, lifecycle_entry, ("replace_on",), diags),
-        restart_on=parse_references(block.restart_on, lifecycle_entry, ("restart_on",), diags),
+        replace_on=_triggers(block.replace_on, lifecycle_entry, "replace_on", diags),
+        restart_on=_triggers(block.restart_on, lifecycle_entry, "restart_on", diags),
         rolling=block.rolling.model_dump() if block.rolling is not None else None,
+    )
+
+
+def _triggers(items: list[str], entry: Entry, key: str, diags: Diagnostics) -> tuple[str, ...]:
+    """restart_on / replace_on entries in their canonical form (``TriggerRef``'s str)."""
+    out: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(str(TriggerRef.parse(item)))
+        except AddressError as exc:
+            where = shapes.format_path(entry.label, (key, i))
+            diags.add(invalid_trigger(where, item, str(exc), entry.at(key, i)))
+    return tuple(out)
+
+
+def invalid_trigger(where: str, text: str, why: str, pos: SourcePos | None) -> Diagnostic:
+    """The one wording of a bad restart_on / replace_on entry (loader, graph, planner)."""
+    return Diagnostic.error(
+        f'{where}: invalid trigger "{text}"',
+        f"{why}.\nExpected {TriggerRef.FORMS}, naming a resource of this module "
+        '(KEY is an expression such as each.key, count.index or "ctl1")',
+        pos,
+        code="invalid-trigger",
     )
 
 

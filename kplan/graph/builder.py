@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kplan.addrs import AddressError, TriggerRef
 from kplan.config.expr import Reference, check_syntax, references
 from kplan.config.model import ModuleConfig, Positions
+from kplan.config.resource_blocks import invalid_trigger
 from kplan.diagnostics import Diagnostics, SourcePos
 from kplan.graph.dag import Graph
 
@@ -100,9 +102,13 @@ def _add_module(
             if raw is not None:
                 linker.link(n, raw, res.positions.sub(key))
         linker.link(n, dict(res.config), res.positions)
-        lc = res.lifecycle
-        for ref in (*res.depends_on, *lc.restart_on, *lc.replace_on):
+        for ref in res.depends_on:
             linker.link_address(n, ref, res.pos)
+        for key in ("restart_on", "replace_on"):
+            for i, text in enumerate(getattr(res.lifecycle, key)):
+                nodes = res.positions.nodes
+                pos = nodes.get((key, i)) or nodes.get(("lifecycle", key, i)) or res.pos
+                linker.link_trigger(n, f"resources.{type_}.{name}.{key}[{i}]", text, pos)
     for name, call in cfg.modules.items():
         n = node("module", name)
         for key in ("for_each", "count", "hosts"):
@@ -218,8 +224,21 @@ class _Linker:
             return None
         return Node(self.path, "resource", f"{key[0]}.{key[1]}")
 
+    def link_trigger(self, n: Node, where: str, text: str, pos: SourcePos) -> None:
+        """A restart_on / replace_on entry: an edge to the block, and its KEY's references."""
+        try:
+            ref = TriggerRef.parse(text)
+        except AddressError as exc:
+            self.diags.add(invalid_trigger(where, text, str(exc), pos))
+            return
+        target = self._resource((ref.type, ref.name), pos)
+        if target is not None:
+            self.g.connect(n, target)
+        if ref.key is not None:  # e.g. [local.primary]: checked and linked as an expression
+            self.link(n, "${" + ref.key + "}", Positions(pos))
+
     def link_address(self, n: Node, text: str, pos: SourcePos) -> None:
-        """An address written without ${} (depends_on, restart_on, replace_on)."""
+        """An address written without ${} (depends_on)."""
         parts = [p.split("[")[0] for p in text.strip().split(".")]
         target: Node | None = None
         if len(parts) >= 2 and parts[0] == "module":

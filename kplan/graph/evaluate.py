@@ -21,7 +21,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kplan.addrs import ROOT, Key, ModuleAddr, ResourceAddr, ResourceConfigAddr
+from kplan.addrs import (
+    ROOT,
+    AddressError,
+    Key,
+    ModuleAddr,
+    ResourceAddr,
+    ResourceConfigAddr,
+    TriggerRef,
+)
 from kplan.config.expr import (
     Fast,
     Reference,
@@ -136,9 +144,13 @@ class Evaluator:
         handler: ResourceHandler,
         *,
         root_dir: str,
+        validating: bool = False,
     ) -> None:
         self.cg = cg
         self.handler = handler
+        # kplan validate: a for_each / count / hosts / host not known yet is no error;
+        # such a block (or module) is evaluated once, with each.* / count.index unknown.
+        self.validating = validating
         root = cg.modules[()]
         self.hosts: dict[str, Host] = dict(root.hosts)
         self._base_scope = {
@@ -183,10 +195,25 @@ class Evaluator:
 
     # -- the walk ---------------------------------------------------------
 
-    def run(self, *, parallelism: int = 1, only: set[Node] | None = None) -> WalkResult[Node]:
-        """Walk the graph (with ``only``: just those nodes, e.g. a targeted plan's)."""
+    def run(
+        self,
+        *,
+        parallelism: int = 1,
+        only: set[Node] | None = None,
+        stop_on_failure: bool = True,
+    ) -> WalkResult[Node]:
+        """Walk the graph (with ``only``: just those nodes, e.g. a targeted plan's).
+
+        Without ``stop_on_failure`` only what depends on a failed node is left out:
+        every independent error is found (kplan validate)."""
         graph = self.cg.graph if only is None else self.cg.graph.subgraph(only)
-        return walk(graph, self.visit, parallelism=parallelism, key=_node_key)
+        return walk(
+            graph,
+            self.visit,
+            parallelism=parallelism,
+            key=_node_key,
+            stop_on_failure=stop_on_failure,
+        )
 
     def visit(self, node: Node) -> None:
         visit = self._VISITORS[node.kind]
@@ -362,6 +389,8 @@ class Evaluator:
         parent = self._parent(mi)
         step = mi.addr.steps[-1]
         slot = parent.scope["module"][step.name]
+        if slot is UNKNOWN:  # kplan validate: instances not known yet
+            return
         if step.key is None:
             slot[node.name] = value
         else:
@@ -383,6 +412,12 @@ class Evaluator:
         child_path = (*node.module, node.name)
         keys = self._expand(call.for_each, call.count, mi.scope, call.positions, call.pos)
         base_deps = self._meta_deps(mi, call.for_each, call.count, call.positions)
+        if keys is None and self.validating:
+            children = self.instances.setdefault(child_path, [])
+            mi.scope["module"][node.name] = UNKNOWN  # module.NAME[KEY].OUTPUT: unknown
+            scope = _unknown_each(mi.scope, call.count is not None)
+            children.append(self._module_instance(mi, call, scope, None, base_deps))
+            return
         if keys is None:
             raise _error(
                 f'the for_each or count of module "{call.name}" depends on values known '
@@ -423,7 +458,10 @@ class Evaluator:
             inputs[name] = (evaluate(raw, scope, sub), deps | self.deps_of(mi, raw, sub))
         hosts = scope["hosts"]
         if call.hosts is not None:
-            hosts = self._host_list(evaluate(call.hosts, scope, call.positions.sub("hosts")), call)
+            value = evaluate(call.hosts, scope, call.positions.sub("hosts"))
+            hosts = UNKNOWN if self.validating and contains_unknown(value) else None
+            if hosts is None:
+                hosts = self._host_list(value, call)
         child_scope = self._new_scope(call.module, hosts, mi.scope["path"]["root"])
         return _ModuleInstance(
             mi.addr.child(call.name, key), call.module, child_scope, inputs, call
@@ -448,6 +486,9 @@ class Evaluator:
         type_, name = node.name.split(".", 1)
         res = mi.config.resources[(type_, name)]
         keys = self._expand(res.for_each, res.count, mi.scope, res.positions, res.pos)
+        unknown_keys = keys is None and self.validating
+        if unknown_keys:
+            keys = [(None, UNKNOWN)]
         if keys is None:
             raise _error(
                 f"the for_each or count of {type_}.{name} depends on values known only after apply",
@@ -460,7 +501,8 @@ class Evaluator:
         base = self._meta_deps(mi, res.for_each, res.count, res.positions)
         cfg_deps, multi_deps = self.deps_of(mi, dict(res.config), res.positions, split=True)
         base |= cfg_deps
-        addresses = (*res.depends_on, *res.lifecycle.restart_on, *res.lifecycle.replace_on)
+        triggers = (*res.lifecycle.restart_on, *res.lifecycle.replace_on)
+        addressed = bool(res.depends_on or triggers)
         instances = []
         shared: dict[str, Any] = {}
         left_out: list[Key] = []
@@ -473,10 +515,17 @@ class Evaluator:
             if wanted is not None and key not in wanted:
                 left_out.append(key)
                 continue
-            scope = _with_each(mi.scope, key, each, res.count is not None)
+            if unknown_keys:
+                scope = _unknown_each(mi.scope, res.count is not None)
+            else:
+                scope = _with_each(mi.scope, key, each, res.count is not None)
             addr = cfg_addr.instance(key)
             host = self._instance_host(res, scope, host_fast)
-            deps = base | self._address_deps(mi, addresses, scope) if addresses else base
+            deps = (
+                base | self._address_deps(mi, res.depends_on, triggers, scope, res.pos)
+                if addressed
+                else base
+            )
             instances.append(
                 Instance(
                     addr, res, scope, deps, host, self.resolve_access, multi_deps, shared, program
@@ -508,7 +557,9 @@ class Evaluator:
             )
             return
         every = [i.addr for i in instances]
-        if res.for_each is not None:
+        if unknown_keys:
+            mi.scope[type_][name] = UNKNOWN
+        elif res.for_each is not None:
             by_key = {a.key: values[a] for a in every}
             mi.scope[type_][name] = TrackedMap(cfg_addr, by_key)
         elif res.count is not None:
@@ -536,23 +587,40 @@ class Evaluator:
         return {a: v.get() if isinstance(v, Later) else v for a, v in values.items()}
 
     def _address_deps(
-        self, mi: _ModuleInstance, texts: tuple[str, ...], scope: Mapping[str, Any]
+        self,
+        mi: _ModuleInstance,
+        depends_on: tuple[str, ...],
+        triggers: tuple[str, ...],
+        scope: Mapping[str, Any],
+        pos: SourcePos,
     ) -> Deps:
         """Deps of addresses written without ${}; ``x[each.key]`` names one instance."""
         out: set[ResourceAddr] = set()
-        for text in texts:
+        entries: list[tuple[str, str, str | None]] = []
+        for text in depends_on:
             m = _address_match(text)
             if m is None:
                 continue
             if m["type"] == "module":
                 out |= self._module_deps(mi.addr, m["name"], ())
                 continue
-            if m["key"] is None:
-                out.update(self.instances_of(mi.addr, f"{m['type']}.{m['name']}"))
+            entries.append((m["type"], m["name"], m["key"]))
+        for text in triggers:
+            try:
+                t = TriggerRef.parse(text)
+            except AddressError:
+                continue  # the loader, the graph builder and the planner say why
+            entries.append((t.type, t.name, t.key))
+        for type_, name, key_text in entries:
+            if key_text is None:
+                out.update(self.instances_of(mi.addr, f"{type_}.{name}"))
                 continue
-            expr = "${" + m["key"] + "}"
-            key = reveal(evaluate_fast(compile_text(expr), expr, scope, None))
-            one = ResourceAddr(mi.addr, m["type"], m["name"], key)
+            expr = "${" + key_text + "}"
+            key = reveal(evaluate_fast(compile_text(expr), expr, scope, Positions(pos)))
+            if key is UNKNOWN:  # kplan validate: each.key not known yet
+                out.update(self.instances_of(mi.addr, f"{type_}.{name}"))
+                continue
+            one = ResourceAddr(mi.addr, type_, name, key)
             if self._exists(one):
                 out.add(one)
         return frozenset(out)
@@ -563,6 +631,8 @@ class Evaluator:
         if res.host is None:
             return None
         value = evaluate_fast(fast, res.host, scope, res.positions.sub("host"))
+        if value is UNKNOWN and self.validating:
+            return None
         if value is UNKNOWN:
             raise _error("host must be known at plan time", "", res.positions.at(("host",)))
         if isinstance(value, dict) and "name" in value:
@@ -672,6 +742,16 @@ def _with_each(scope: Mapping[str, Any], key: Key, each: Any, is_count: bool) ->
         out["count"] = {"index": key}
     else:
         out["each"] = {"key": key, "value": each}
+    return out
+
+
+def _unknown_each(scope: Mapping[str, Any], is_count: bool) -> dict[str, Any]:
+    """The scope of the one instance kplan validate evaluates when keys are unknown."""
+    out = dict(scope)
+    if is_count:
+        out["count"] = {"index": UNKNOWN}
+    else:
+        out["each"] = {"key": UNKNOWN, "value": UNKNOWN}
     return out
 
 

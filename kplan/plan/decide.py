@@ -10,28 +10,40 @@ attributes that differ, drift, ``-replace``, and ``restart_on`` /
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kplan.addrs import Key, ModuleAddr, ResourceAddr, ResourceConfigAddr, Target, parse_resource
+from kplan.addrs import (
+    AddressError,
+    Key,
+    ModuleAddr,
+    ResourceAddr,
+    ResourceConfigAddr,
+    Target,
+    TriggerRef,
+    parse_resource,
+)
+from kplan.config.model import Resource
+from kplan.config.resource_blocks import invalid_trigger
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.evaluate import Instance
 from kplan.plan.model import Action, PlanMode, Reason, ResourceChange
 from kplan.plugins import ProviderRegistry
-from kplan.provider_api import PlanRequest, PlanResponse, ResourceSchema, ValidateRequest
+from kplan.provider_api import (
+    PlanRequest,
+    PlanResponse,
+    Provider,
+    ResourceSchema,
+    ValidateRequest,
+)
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN, Secret
 
-__all__ = ["InstancePlanner", "Selection", "fresh_computed"]
+__all__ = ["InstancePlanner", "Selection", "fresh_computed", "placed"]
 
-_TRIGGER = re.compile(
-    r"^(?P<type>[A-Za-z_][\w]*)\.(?P<name>[A-Za-z_][\w-]*)"
-    r"(?:\[(?P<key>[^\]]+)\])?(?:\.(?P<attr>[A-Za-z_][\w]*))?$"
-)
 _CHANGED = (Action.CREATE, Action.UPDATE, Action.REPLACE)
 # The response standing for a provider that was not asked (the instance is unchanged):
 # nothing forces a replace, no drift. Only those fields are read; one for all instances.
@@ -156,22 +168,17 @@ def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping
     return True
 
 
+def placed(diags: Iterable[Diagnostic], resource: Resource) -> list[Diagnostic]:
+    """A provider's diagnostics at the attribute they name, or at the resource."""
+    out = []
+    for d in diags:
+        pos = resource.positions.at(tuple(d.attribute)) if d.attribute else None
+        out.append(d.with_pos(pos or resource.pos))
+    return out
+
+
 def _sorted_deps(deps: frozenset[ResourceAddr]) -> tuple[ResourceAddr, ...]:
     return tuple(sorted(deps, key=str)) if len(deps) > 1 else tuple(deps)
-
-
-_MATCHES: dict[str, re.Match[str] | None] = {}
-
-
-def _trigger_match(text: str) -> re.Match[str] | None:
-    """_TRIGGER matched against a restart_on / replace_on entry (cached: once per block)."""
-    try:
-        return _MATCHES[text]
-    except KeyError:
-        if len(_MATCHES) > 10_000:
-            _MATCHES.clear()
-        m = _MATCHES[text] = _TRIGGER.match(text.strip())
-        return m
 
 
 def _sets_host(cg: ConfigGraph, node: Node) -> bool:
@@ -237,7 +244,8 @@ class InstancePlanner:
             resp = _NOT_ASKED
             planned = prior
         else:
-            diags = provider.validate(ValidateRequest(inst.addr.type, config)).diagnostics
+            req = ValidateRequest(inst.addr.type, config, str(inst.addr))
+            diags = provider.validate(req).diagnostics
             self._validate(diags, inst)
             resp = self._provider_plan(provider, inst, prior, config)
             planned = self._adjust(dict(resp.planned), prior, schema, inst)
@@ -271,28 +279,19 @@ class InstancePlanner:
         )
 
     def _provider_plan(
-        self, provider: Any, inst: Instance, prior: dict[str, Any] | None, config: dict[str, Any]
+        self,
+        provider: Provider,
+        inst: Instance,
+        prior: dict[str, Any] | None,
+        config: dict[str, Any],
     ) -> PlanResponse:
-        req = PlanRequest(inst.addr.type, str(inst.addr), inst.host, prior, config)
-        try:
-            resp: PlanResponse = provider.plan(req)
-        except Exception as exc:
-            raise KplanError(
-                Diagnostic.error(
-                    f"provider {provider.name} failed to plan {inst.addr}",
-                    f"{type(exc).__name__}: {exc}",
-                    inst.resource.pos,
-                    code="provider-error",
-                )
-            ) from None
+        # The registry's guard turns an exception or an invalid plan into diagnostics.
+        resp = provider.plan(PlanRequest(inst.addr.type, str(inst.addr), inst.host, prior, config))
         self._validate(resp.diagnostics, inst)
         return resp
 
     def _validate(self, diags: Iterable[Diagnostic], inst: Instance) -> None:
-        out = Diagnostics()
-        for d in diags:
-            pos = inst.resource.positions.at(tuple(d.attribute)) if d.attribute else None
-            out.add(d.with_pos(pos or inst.resource.pos))
+        out = Diagnostics(placed(diags, inst.resource))
         out.raise_if_errors()
 
     def _adjust(
@@ -384,28 +383,23 @@ class InstancePlanner:
 
     def _triggers(self, inst: Instance, entries: Iterable[str], verb: str) -> list[Reason]:
         out: list[Reason] = []
-        for text in entries:
-            m = _trigger_match(text)
-            if m is None:
-                raise KplanError(
-                    Diagnostic.error(
-                        f"invalid {verb}_on entry {text!r}",
-                        "expected TYPE.NAME, TYPE.NAME[KEY] or TYPE.NAME[KEY].ATTRIBUTE "
-                        "(KEY may be an expression such as each.key)",
-                        inst.resource.pos,
-                        code="invalid-trigger",
-                    )
-                )
+        for i, text in enumerate(entries):
+            try:
+                m = TriggerRef.parse(text)
+            except AddressError as exc:  # the loader refuses these; a config built in code
+                res = inst.resource
+                where = f"resources.{res.type}.{res.name}.{verb}_on[{i}]"
+                raise KplanError(invalid_trigger(where, text, str(exc), res.pos)) from None
             key: Any = None
-            if m["key"] is not None:
-                key = inst.evaluate("${" + m["key"] + "}")
-            cfg = ResourceConfigAddr(inst.addr.module, m["type"], m["name"])
+            if m.key is not None:
+                key = inst.evaluate("${" + m.key + "}")
+            cfg = ResourceConfigAddr(inst.addr.module, m.type, m.name)
             found = self.changed.get(cfg, {})
             candidates = (
                 list(found.values()) if key is None else [found[key]] if key in found else []
             )
             for ch in candidates:
-                attr = m["attr"]
+                attr = m.attr
                 if (
                     attr is not None
                     and ch.before is not None

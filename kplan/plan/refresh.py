@@ -18,7 +18,7 @@ from kplan.addrs import parse_resource
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.plan.model import Action, Reason, ResourceChange
 from kplan.plugins import ProviderRegistry
-from kplan.provider_api import ReadInstance, ReadRequest, ReadResponse
+from kplan.provider_api import Provider, ReadInstance, ReadRequest, ReadResponse
 from kplan.state.records import ResourceRecord
 from kplan.transport.base import UNREACHABLE_CODE
 from kplan.values import mark_paths, secret_paths
@@ -80,21 +80,9 @@ def _once_per_host(diagnostics: Sequence[Diagnostic], seen: set[str]) -> list[Di
     return out
 
 
-def _read(provider: object, req: ReadRequest) -> ReadResponse:
-    from kplan.provider_api import Provider
-
-    assert isinstance(provider, Provider)
-    try:
-        return provider.read(req)
-    except Exception as exc:  # a provider bug must become a message, not a traceback
-        return ReadResponse(
-            {},
-            [
-                Diagnostic.error(
-                    f"refreshing {req.type_name} failed", f"{type(exc).__name__}: {exc}"
-                )
-            ],
-        )
+def _read(provider: Provider, req: ReadRequest) -> ReadResponse:
+    # The registry's guard turns an exception into an error diagnostic (states: {}).
+    return provider.read(req)
 
 
 def _apply_read(

@@ -69,6 +69,7 @@ SCHEMA = ResourceSchema(
             "string",
             optional=True,
             default=DEFAULT_MODE,
+            normalized=True,  # "644" is planned as "0644"
             description='permission bits as an octal string, e.g. "0640"',
         ),
         "sha256": Attribute(

@@ -56,12 +56,17 @@ SCHEMA = ResourceSchema(
         "path": Attribute(
             "string", required=True, force_new=True, description="absolute path on the host"
         ),
-        "owner": Attribute("any", optional=True, description="user name or uid on the host"),
-        "group": Attribute("any", optional=True, description="group name or gid on the host"),
+        "owner": Attribute(
+            "any", optional=True, normalized=True, description="user name or uid on the host"
+        ),
+        "group": Attribute(
+            "any", optional=True, normalized=True, description="group name or gid on the host"
+        ),
         "mode": Attribute(
             "string",
             optional=True,
             default=DEFAULT_MODE,
+            normalized=True,  # "640" is planned as "0640"
             description='permission bits as an octal string, e.g. "0750"',
         ),
     },

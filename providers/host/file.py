@@ -77,12 +77,17 @@ SCHEMA = ResourceSchema(
         "vars": Attribute(
             "map", optional=True, description="the template's variables", compared_via=("content",)
         ),
-        "owner": Attribute("any", optional=True, description="user name or uid on the host"),
-        "group": Attribute("any", optional=True, description="group name or gid on the host"),
+        "owner": Attribute(
+            "any", optional=True, normalized=True, description="user name or uid on the host"
+        ),
+        "group": Attribute(
+            "any", optional=True, normalized=True, description="group name or gid on the host"
+        ),
         "mode": Attribute(
             "string",
             optional=True,
             default=DEFAULT_MODE,
+            normalized=True,  # "640" is planned as "0640"
             description='permission bits as an octal string, e.g. "0640"',
         ),
         "sha256": Attribute("string", computed=True, description="hex SHA-256 of the content"),

@@ -61,7 +61,8 @@ def test_a_provider_imports_no_other_provider(provider: str) -> None:
 def test_every_resource_type_is_built_on_the_sdk() -> None:
     registry = ProviderRegistry.from_entry_points()
     for type_name in registry.types():
-        provider, schema = registry.get(type_name)
+        guarded, schema = registry.get(type_name)
+        provider = guarded.inner  # the registry hands out providers behind its guard
         assert isinstance(provider, sdk.TypeDispatcher), type_name
         rtype = provider._types[type_name]
         assert isinstance(rtype, sdk.ResourceType), type_name

@@ -282,8 +282,7 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         "bad references",
         {"main.kp.yaml": "resources:\n  a.b: {restart_on: [nodot], depends_on: ['${x.y}', 5]}\n"},
         [
-            "mod/main.kp.yaml:2:22: resources.a.b.restart_on[0]: expected a reference such as "
-            '"local_file.conf" or "local_file.conf.content", got \'nodot\'',
+            'mod/main.kp.yaml:2:22: resources.a.b.restart_on[0]: invalid trigger "nodot"',
             "mod/main.kp.yaml:2:42: resources.a.b.depends_on: expected a list of references",
         ],
     ),
