@@ -59,6 +59,9 @@ def test_plan_apply_noop_modify_and_targeted_destroy(module_copy) -> None:
     assert 'null_resource.service["RegionOne"]' in listed
     assert not (root / "out/regions/regiontwo.txt").exists()
     assert (root / "out/regions/regionone.txt").exists()
+    # Only the output that reads the destroyed block goes; the others stay recorded.
+    outputs = json.loads(run_kplan(root, "output", "-json", check=True).stdout)
+    assert sorted(outputs) == ["db_conf", "db_password"]
 
     # The next plan puts back exactly what was destroyed.
     assert _changes(_plan_json(root)) == {

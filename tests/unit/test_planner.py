@@ -59,7 +59,13 @@ class FakeContainers(Provider):
         raise AssertionError("the planner never applies")
 
 
-def plan_of(tmp_path: Path, yaml: str, state: Mapping[str, dict[str, Any]] = (), **opts: Any):
+def plan_of(
+    tmp_path: Path,
+    yaml: str,
+    state: Mapping[str, dict[str, Any]] = (),
+    outputs: Mapping[str, Any] = (),
+    **opts: Any,
+):
     (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(yaml))
     cfg, diags = load_module(str(tmp_path))
     assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
@@ -74,7 +80,7 @@ def plan_of(tmp_path: Path, yaml: str, state: Mapping[str, dict[str, Any]] = (),
         root_dir=str(tmp_path),
         variables={},
         records=records,
-        outputs={},
+        outputs=dict(outputs),
         registry=ProviderRegistry([FakeContainers()]),
         workspace="default",
         lineage="l",
@@ -207,6 +213,34 @@ def test_destroy_plan_of_one_instance_takes_its_dependents(tmp_path: Path) -> No
         'fake_config.conf["a"]': Action.DELETE,
         'fake_container.svc["a"]': Action.DELETE,
     }
+
+
+def test_targeted_destroy_deletes_only_the_outputs_that_read_what_it_destroys(
+    tmp_path: Path,
+) -> None:
+    module = MODULE + textwrap.dedent("""
+        fake_config.other: {text: "x"}
+    outputs:
+      conf_a: ${fake_config.conf["a"].text}
+      via_local: ${local.svc}
+      other: ${fake_config.other.id}
+      constant: "c"
+    locals:
+      svc: ${fake_container.svc["b"].id}
+    """).replace("\n    fake_config.other", "\n  fake_config.other", 1)
+    state = {**APPLIED, "fake_config.other": {"text": "x", "id": "o1"}}
+    recorded = {"conf_a": "setting=old", "via_local": "s2", "other": "o1", "constant": "c"}
+
+    def deleted(**opts: Any) -> list[str]:
+        plan, diags = plan_of(tmp_path, module, state, recorded, mode=PlanMode.DESTROY, **opts)
+        assert not diags.has_errors, [str(d) for d in diags]
+        assert all(o.action is Action.DELETE for o in plan.outputs)
+        return [o.name for o in plan.outputs]
+
+    assert deleted() == ["conf_a", "constant", "other", "via_local"]
+    assert deleted(targets=("fake_container.svc",)) == ["via_local"]
+    assert deleted(targets=("fake_config.other",)) == ["other"]
+    assert deleted(targets=('fake_config.conf["a"]',)) == ["conf_a"]
 
 
 def test_cycle_is_an_error_that_prints_the_cycle(tmp_path: Path) -> None:
