@@ -210,6 +210,7 @@ def destroy(
         bool, typer.Option("-auto-approve", "--auto-approve", help="Do not ask for yes.")
     ] = False,
     target: TargetOpt = None,
+    exclude: ExcludeOpt = None,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     json_out: JsonOpt = False,
@@ -221,6 +222,8 @@ def destroy(
 ) -> None:
     """Destroy what kplan manages (with -target: that and what depends on it).
 
+    -exclude keeps an address, and what it depends on, out of the destroy.
+
     Example: kplan destroy -target 'local_file.motd["ctl1"]'
     """
     apply(
@@ -228,7 +231,7 @@ def destroy(
         chdir=chdir,
         auto_approve=auto_approve,
         target=target,
-        exclude=None,
+        exclude=exclude,
         replace=None,
         refresh=True,
         var=var,

@@ -431,10 +431,11 @@ class InstancePlanner:
         return out
 
     def destroy_all(self) -> dict[ResourceAddr, ResourceChange]:
+        kept = self._kept_by_excludes()
         chosen = {
             a
             for a, r in self.recorded.items()
-            if self.selection.matches_directly(parse_resource(a), r.host)
+            if a not in kept and self.selection.matches_directly(parse_resource(a), r.host)
         }
         users: dict[str, set[str]] = defaultdict(set)
         for a, r in self.recorded.items():
@@ -460,6 +461,20 @@ class InstancePlanner:
             )
             out[addr] = self._delete(addr, rec, rec.attributes, reasons)
         return out
+
+    def _kept_by_excludes(self) -> set[str]:
+        """What -exclude keeps from a destroy: the excluded and all they depend on."""
+        sel = self.selection
+        if not (sel.excludes or sel.host_excludes):
+            return set()
+        stack = [a for a, r in self.recorded.items() if sel.is_excluded(parse_resource(a), r.host)]
+        kept = set(stack)
+        while stack:
+            for dep in self.recorded[stack.pop()].dependencies:
+                if dep in self.recorded and dep not in kept:
+                    kept.add(dep)
+                    stack.append(dep)
+        return kept
 
     def _delete(
         self,

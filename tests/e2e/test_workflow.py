@@ -211,9 +211,14 @@ def test_apply_asks_for_yes_and_destroy_removes_everything(module_copy) -> None:
     accepted = run_kplan(root, "apply", input="yes\n", check=True)
     assert "Apply complete! Resources: 7 added" in accepted.stdout
 
+    # -exclude keeps the services and what they read (the hint of prevent_destroy).
+    kept = run_kplan(root, "destroy", "-exclude", "null_resource.service", input="yes\n")
+    assert "Destroy complete! Resources: 1 destroyed." in kept.stdout, kept.stderr
+    assert "module.motd.local_file.motd" not in run_kplan(root, "state", "list").stdout
+
     destroyed = run_kplan(root, "destroy", input="yes\n", check=True)
     assert "Do you want to destroy?" in destroyed.stdout
-    assert "Destroy complete! Resources: 7 destroyed." in destroyed.stdout
+    assert "Destroy complete! Resources: 6 destroyed." in destroyed.stdout
     assert run_kplan(root, "state", "list", check=True).stdout == ""
     assert list((root / "out").rglob("*.txt")) == []
     assert run_kplan(root, "output", check=True).stdout == ""

@@ -215,6 +215,42 @@ def test_destroy_plan_of_one_instance_takes_its_dependents(tmp_path: Path) -> No
     }
 
 
+def test_destroy_with_exclude_keeps_it_and_what_it_depends_on(tmp_path: Path) -> None:
+    module = MODULE + '  fake_config.guarded: {text: "g", prevent_destroy: true}\n'
+    state = {**APPLIED, "fake_config.guarded": {"text": "g", "id": "g1"}}
+    plan, diags = plan_of(tmp_path, module, state, mode=PlanMode.DESTROY)
+    assert "prevent_destroy" in str(diags.errors[0])  # its hint: change the plan (-exclude)
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(module))
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    cg, _ = build_graph(cfg)
+    records = {
+        a: ResourceRecord.from_addr(
+            a,
+            provider="fake",
+            attributes=v,
+            dependencies=(a.replace("fake_container.svc", "fake_config.conf"),)
+            if a.startswith("fake_container")
+            else (),
+        )
+        for a, v in state.items()
+    }
+    inputs = PlanInputs(
+        cg, str(tmp_path), {}, records, {}, ProviderRegistry([FakeContainers()]), "default", "l",
+        1, "x",
+    )  # fmt: skip
+    excludes = ("fake_config.guarded", 'fake_container.svc["a"]')
+    plan, diags = make_plan(
+        inputs, PlanOptions(mode=PlanMode.DESTROY, refresh=False, excludes=excludes)
+    )
+    assert not diags.has_errors, [str(d) for d in diags]
+    # svc["a"] stays, and so does the config it reads; svc["b"] and its config go.
+    assert actions(plan) == {
+        'fake_config.conf["b"]': Action.DELETE,
+        'fake_container.svc["b"]': Action.DELETE,
+    }
+
+
 def test_targeted_destroy_deletes_only_the_outputs_that_read_what_it_destroys(
     tmp_path: Path,
 ) -> None:
