@@ -199,7 +199,7 @@ def apply(
             if not outcome.plan.has_changes:
                 _show_plan(outcome.plan, json_out, no_color)
                 return
-            typer.echo("Apply cancelled.", err=True)
+            typer.echo("Destroy cancelled." if destroy_mode else "Apply cancelled.", err=True)
             raise typer.Exit(1)
     _report(outcome.result, outcome.plan, json_out)
 

@@ -211,6 +211,11 @@ def test_apply_asks_for_yes_and_destroy_removes_everything(module_copy) -> None:
     accepted = run_kplan(root, "apply", input="yes\n", check=True)
     assert "Apply complete! Resources: 7 added" in accepted.stdout
 
+    declined = run_kplan(root, "destroy", input="no\n")
+    assert declined.returncode == 1
+    assert "Destroy cancelled." in declined.stderr  # Terraform's words
+    assert "Apply cancelled." not in declined.stderr
+
     # -exclude keeps the services and what they read (the hint of prevent_destroy).
     kept = run_kplan(root, "destroy", "-exclude", "null_resource.service", input="yes\n")
     assert "Destroy complete! Resources: 1 destroyed." in kept.stdout, kept.stderr
