@@ -338,10 +338,12 @@ class InstancePlanner:
         else:
             changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
         drift = [Reason("drift", text) for text in resp.reasons] if resp.reasons else []
+        if drift:  # the provider named the drift: per-attribute drift reasons would repeat it
+            changed = [r for r in changed if r.kind == "attribute"]
         if replace:
             return Action.REPLACE, drift + replace + [r for r in changed if r.kind != "unknown"]
         if drift:
-            return Action.UPDATE, drift + [r for r in changed if r.kind != "unknown"]
+            return Action.UPDATE, drift + changed
         if changed:
             return Action.UPDATE, changed
         restart = (
