@@ -162,3 +162,13 @@ def test_validate_says_how_to_write_dollar_brace(tmp_path: Path) -> None:
         "hosts:\n  h1: {address: local}\noutputs:\n  cmd: sh -c 'echo $${HOME} $${USER:-x}'\n"
     )
     run_kplan(tmp_path, "validate", check=True)
+
+
+def test_lab_images_help_lists_the_images_it_can_build(tmp_path: Path) -> None:
+    from kplan.lab.images import DEFAULT_IMAGES, RECIPES
+
+    text = " ".join(run_kplan(tmp_path, "lab", "images", "--help", check=True).stdout.split())
+    for name, recipe in RECIPES.items():
+        assert recipe.description, f"lab image {name} has no description"
+        mark = " (default)" if name in DEFAULT_IMAGES else ""
+        assert f"{name} {recipe.description}{mark}" in text
