@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from kplan.config.loader import load_module
+from kplan.config.model import Positions
+from kplan.diagnostics import SourcePos
 from kplan.graph.builder import build_graph
+from kplan.graph.evaluate import Evaluator
 from kplan.plan.model import Action, PlanMode
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
 from kplan.plugins import ProviderRegistry
@@ -277,6 +280,22 @@ def test_targeted_destroy_deletes_only_the_outputs_that_read_what_it_destroys(
     assert deleted(targets=("fake_container.svc",)) == ["via_local"]
     assert deleted(targets=("fake_config.other",)) == ["other"]
     assert deleted(targets=('fake_config.conf["a"]',)) == ["conf_a"]
+
+
+def test_references_are_remembered_per_value_not_per_reused_id(tmp_path: Path) -> None:
+    # The evaluator remembers each raw value's references. A value made for the
+    # call (dict(res.config)) is freed afterwards, and the next one may get its id:
+    # keyed by id alone, that one got the first one's references, and an instance
+    # recorded the wrong dependencies (destroy -exclude then deleted what it needs).
+    (tmp_path / "main.kp.yaml").write_text("locals: {a: 1, b: 2}\n")
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    cg, _ = build_graph(cfg)
+    ev = Evaluator(cg, {}, None, root_dir=str(tmp_path))  # type: ignore[arg-type]
+    positions = Positions(SourcePos("f", 1, 1), {})
+    for name in "abcdefgh":
+        refs = ev._refs_of({"x": f"${{local.{name}}}"}, positions)
+        assert [str(r) for r in refs] == [f"local.{name}"]
 
 
 def test_cycle_is_an_error_that_prints_the_cycle(tmp_path: Path) -> None:
