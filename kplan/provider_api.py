@@ -194,7 +194,8 @@ class PlanResponse:
     # Why the provider plans a change that the attributes alone do not explain, in
     # words for people: drift it found on refresh ("container stopped outside kplan",
     # "tag 2024.1 moved in the registry"). Each becomes a drift reason; a non-empty
-    # list makes the action at least an update.
+    # list makes the action at least an update, and stands for the attributes that
+    # drifted (their "X changed outside kplan" reasons are left out: one cause, one reason).
     reasons: Sequence[str] = ()
 
 

@@ -298,8 +298,9 @@ def _execute(
             notify=notify,
         )
         if result.ok:
-            if plan.mode is PlanMode.DESTROY and not plan.targets:
-                store.set_outputs({})
+            if plan.mode is PlanMode.DESTROY:  # a destroy plan lists the outputs it deletes
+                gone = {o.name for o in plan.outputs}
+                store.set_outputs({k: v for k, v in store.outputs().items() if k not in gone})
             elif plan.mode is PlanMode.NORMAL:
                 store.set_outputs(_known_outputs(store.outputs(), result.outputs))
             outcome = "success"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from kplan.lab.errors import LabError
 from kplan.lab.spec import DEFAULT_NAME
@@ -147,7 +149,19 @@ def down(name: NameOpt = DEFAULT_NAME) -> None:
     typer.echo(f"Lab {name} down in {res.seconds:.1f} s.")
 
 
-@app.command()
+class _ImagesCommand(TyperCommand):
+    """``lab images``: its --help lists the images, from their recipes (read only then)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # typer's own click types
+        from kplan.lab.images import catalog_text
+
+        text = inspect.getdoc(images) or ""
+        head, sep, example = text.partition("\n\nExample:")
+        self.help = f"{head}\n\nImages (--only NAME):\n\n{catalog_text()}{sep}{example}"
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_ImagesCommand)
 def images(
     only: Annotated[
         list[str] | None,

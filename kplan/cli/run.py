@@ -207,7 +207,7 @@ def apply(
             if not outcome.plan.has_changes:
                 _show_plan(outcome.plan, json_out, no_color)
                 return
-            typer.echo("Apply cancelled.", err=True)
+            typer.echo("Destroy cancelled." if destroy_mode else "Apply cancelled.", err=True)
             raise typer.Exit(1)
     _report(outcome.result, outcome.plan, json_out)
 
@@ -218,6 +218,7 @@ def destroy(
         bool, typer.Option("-auto-approve", "--auto-approve", help="Do not ask for yes.")
     ] = False,
     target: TargetOpt = None,
+    exclude: ExcludeOpt = None,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     json_out: JsonOpt = False,
@@ -229,6 +230,8 @@ def destroy(
 ) -> None:
     """Destroy what kplan manages (with -target: that and what depends on it).
 
+    -exclude keeps an address, and what it depends on, out of the destroy.
+
     Example: kplan destroy -target 'local_file.motd["ctl1"]'
     """
     apply(
@@ -236,7 +239,7 @@ def destroy(
         chdir=chdir,
         auto_approve=auto_approve,
         target=target,
-        exclude=None,
+        exclude=exclude,
         replace=None,
         refresh=True,
         var=var,

@@ -23,6 +23,7 @@ files), or a Python traceback or a secret in an error message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "compile_text",
     "compile_value",
     "contains_expression",
+    "escape_hint",
     "evaluate",
     "evaluate_fast",
     "parse_reference",
@@ -545,11 +547,25 @@ def check_syntax(raw: Any, positions: Positions | None = None) -> list[Diagnosti
                 assert c.error is not None
                 pos = _pos(positions, path, text, piece.offset + 2 + c.error_offset)
                 detail = f"in ${{{piece.source}}}"
+                if _SHELL_EXPANSION.match(piece.source):
+                    detail += "\n" + escape_hint(piece.source)
                 diags.append(Diagnostic.error(c.error, detail, pos, c.error_code))
         if t.error is not None:
             pos = _pos(positions, path, text, t.error_offset)
             diags.append(Diagnostic.error(t.error, "", pos, "expression-syntax"))
     return diags
+
+
+# ${NAME:-x}, ${#NAME}, ${!NAME}, ${NAME%.*}, ${NAME//a/b}, ${NAME^^}, ${ARR[@]}: shell, not kplan
+_SHELL_EXPANSION = re.compile(r"[#!]?[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?([:#%/^,@?=+-]|\[|$)")
+
+
+def escape_hint(source: str) -> str:
+    """The hint for a ``${source}`` that was meant for a shell: write ``$${`` to keep it."""
+    return (
+        f"if ${{{source}}} is for a shell (a command, a script), write $${{{source}}}: "
+        f"$${{ is a literal ${{ and kplan leaves what follows alone"
+    )
 
 
 def contains_expression(raw: Any) -> bool:

@@ -27,7 +27,8 @@ import yaml
 from yaml import events as ev
 
 from kplan.config.model import Positions
-from kplan.diagnostics import Diagnostics, SourcePos
+from kplan.config.yamlhint import unquoted_expression
+from kplan.diagnostics import Diagnostic, Diagnostics, SourcePos
 from kplan.values import Path
 
 __all__ = [
@@ -356,6 +357,20 @@ def _mark_pos(file: str, mark: Any) -> SourcePos | None:
     return SourcePos(file, mark.line + 1, mark.column + 1)
 
 
+def _unquoted_expression(
+    file: str, text: str, exc: yaml.MarkedYAMLError, problem: str
+) -> Diagnostic | None:
+    """The quoting hint when an unquoted ``${...}`` broke the YAML (see yamlhint)."""
+    mark = exc.problem_mark
+    if mark is None or "${" not in text:
+        return None
+    start = mark.line
+    context = exc.context_mark
+    if context is not None and "flow" in (exc.context or "") and context.line <= mark.line:
+        start = context.line
+    return unquoted_expression(file, text, problem, mark.line, mark.column, start)
+
+
 def _yaml_error(file: str, text: str, exc: yaml.YAMLError, diags: Diagnostics) -> None:
     if isinstance(exc, yaml.reader.ReaderError):
         index = min(max(exc.position, 0), len(text))
@@ -373,6 +388,10 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError, diags: Diagnostics) -
         if exc.context:
             detail = exc.context + (f" started at {context_pos}" if context_pos else "")
         pos = _mark_pos(file, exc.problem_mark) or context_pos
+        hint = _unquoted_expression(file, text, exc, problem)
+        if hint is not None:
+            diags.add(hint)
+            return
         diags.error(f"invalid YAML: {problem}", detail, pos, code="yaml-syntax")
         return
     diags.error(f"invalid YAML: {exc}", pos=SourcePos(file, 1, 1), code="yaml-syntax")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kplan.addrs import AddressError, TriggerRef
-from kplan.config.expr import Reference, check_syntax, references
+from kplan.config.expr import Reference, check_syntax, escape_hint, references
 from kplan.config.model import ModuleConfig, Positions
 from kplan.config.resource_blocks import invalid_trigger
 from kplan.diagnostics import Diagnostics, SourcePos
@@ -208,7 +208,8 @@ class _Linker:
                 f'"{parts[0] if parts else ""}" is not a valid reference',
                 "a resource is referenced as TYPE.NAME (e.g. local_file.conf.sha256); "
                 "other references start with var., local., module., each., count., "
-                "host., hosts, groups. or path.",
+                "host., hosts, groups. or path."
+                + (f"\n{escape_hint(str(parts[0]))}" if parts else ""),
                 pos,
                 code="invalid-reference",
             )

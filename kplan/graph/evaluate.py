@@ -176,7 +176,7 @@ class Evaluator:
         # Resource blocks with for_each or count, by module instance.
         self.multi: set[tuple[ModuleAddr, str]] = set()
         self._lock = threading.Lock()
-        self._refs: dict[int, list[Reference]] = {}
+        self._refs: dict[int, tuple[Any, list[Reference]]] = {}
         # The instance addresses of each block by key: what resolve_access hands out.
         self._by_key: dict[ResourceConfigAddr, dict[Key, ResourceAddr]] = {}
 
@@ -221,11 +221,11 @@ class Evaluator:
             visit(self, node, mi)
 
     def _refs_of(self, raw: Any, positions: Positions) -> list[Reference]:
-        refs = self._refs.get(id(raw))
-        if refs is None:
-            refs = references(raw, positions)
-            self._refs[id(raw)] = refs
-        return refs
+        # Keyed by id, so the value is kept too: alive, its id cannot go to another one.
+        found = self._refs.get(id(raw))
+        if found is None or found[0] is not raw:
+            found = self._refs[id(raw)] = (raw, references(raw, positions))
+        return found[1]
 
     def deps_of(
         self, mi: _ModuleInstance, raw: Any, positions: Positions, *, split: bool = False

@@ -32,7 +32,7 @@ from kplan.lab.registry import MANIFEST_V2, RegistryClient, registry_healthy
 from kplan.lab.spec import DEFAULT_SUBNET, REGISTRY_PORT, LabRecord, LabSpec
 from kplan.lab.system import Echo, ensure_packages, require_root, run
 
-__all__ = ["RECIPES", "Recipe", "build_and_push", "build_image", "cache_dir"]
+__all__ = ["RECIPES", "Recipe", "build_and_push", "build_image", "cache_dir", "catalog_text"]
 
 SUITE = "bookworm"
 TAG = SUITE
@@ -79,6 +79,7 @@ class Recipe:
     setup: str = ""  # a shell script run in the chroot after the install
     env: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()  # `docker run IMAGE ARGS` passes ARGS to it
+    description: str = ""  # one line for `kplan lab images --help`; not part of the key
 
     def key(self, rootfs_key: str) -> str:
         blob = json.dumps(
@@ -97,29 +98,60 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-# name -> recipe. Adding an image is one line here.
+# name -> recipe. Adding an image is one entry here.
 RECIPES: dict[str, Recipe] = {
-    "base": Recipe((), ("bash",)),
-    "memcached": Recipe(("memcached",), ("memcached", "-u", "memcache", "-m", "64", "-v")),
-    "rsyslog": Recipe(("rsyslog",), ("rsyslogd", "-n", "-iNONE")),
+    "base": Recipe((), ("bash",), description="Debian bookworm with the base packages; runs bash"),
+    "memcached": Recipe(
+        ("memcached",),
+        ("memcached", "-u", "memcache", "-m", "64", "-v"),
+        description="memcached with 64 MB, in the foreground",
+    ),
+    "rsyslog": Recipe(
+        ("rsyslog",), ("rsyslogd", "-n", "-iNONE"), description="rsyslogd in the foreground"
+    ),
     "mariadb": Recipe(
         ("mariadb-server",),
         (),
         entrypoint=("/usr/local/bin/kplan-mariadb",),
         files=(("/usr/local/bin/kplan-mariadb", 0o755, MARIADB_ENTRYPOINT),),
+        description="MariaDB server; sets up an empty data directory",
     ),
-    "rabbitmq": Recipe(("rabbitmq-server",), ("rabbitmq-server",)),
-    "haproxy": Recipe(("haproxy",), ("haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg")),
-    "keepalived": Recipe(("keepalived",), ("keepalived", "--dont-fork", "--log-console")),
+    "rabbitmq": Recipe(("rabbitmq-server",), ("rabbitmq-server",), description="RabbitMQ server"),
+    "haproxy": Recipe(
+        ("haproxy",),
+        ("haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"),
+        description="HAProxy reading /etc/haproxy/haproxy.cfg (mount yours)",
+    ),
+    "keepalived": Recipe(
+        ("keepalived",),
+        ("keepalived", "--dont-fork", "--log-console"),
+        description="keepalived in the foreground, logging to the console",
+    ),
     "keystone": Recipe(
         ("keystone", "uwsgi-plugin-python3", "python3-pymysql", "python3-memcache"),
         ("uwsgi", "--ini", "/etc/kplan/keystone-uwsgi.ini"),
         files=(("/etc/kplan/keystone-uwsgi.ini", 0o644, KEYSTONE_UWSGI),),
+        description="OpenStack Keystone's public API under uWSGI on port 5000",
     ),
-    "glance": Recipe(("glance-api", "python3-pymysql", "python3-memcache"), ("glance-api",)),
+    "glance": Recipe(
+        ("glance-api", "python3-pymysql", "python3-memcache"),
+        ("glance-api",),
+        description="OpenStack Glance API",
+    ),
 }
 # What `kplan lab images` builds without --only.
 DEFAULT_IMAGES = ("base", "memcached", "rsyslog", "mariadb")
+
+
+def catalog_text() -> str:
+    """The images that can be built, one line each, for ``kplan lab images --help``."""
+    width = max(map(len, RECIPES))
+    return "\n".join(
+        f"  {name.ljust(width)}  {recipe.description}"
+        + (" (default)" if name in DEFAULT_IMAGES else "")
+        for name, recipe in RECIPES.items()
+    )
+
 
 # Trimmed from every image after the install.
 _TRIM = (

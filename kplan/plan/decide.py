@@ -338,10 +338,12 @@ class InstancePlanner:
         else:
             changed = self._attribute_reasons(addr_s, schema, prior, planned, forcing)
         drift = [Reason("drift", text) for text in resp.reasons] if resp.reasons else []
+        if drift:  # the provider named the drift: per-attribute drift reasons would repeat it
+            changed = [r for r in changed if r.kind == "attribute"]
         if replace:
             return Action.REPLACE, drift + replace + [r for r in changed if r.kind != "unknown"]
         if drift:
-            return Action.UPDATE, drift + [r for r in changed if r.kind != "unknown"]
+            return Action.UPDATE, drift + changed
         if changed:
             return Action.UPDATE, changed
         restart = (
@@ -428,10 +430,11 @@ class InstancePlanner:
         return out
 
     def destroy_all(self) -> dict[ResourceAddr, ResourceChange]:
+        kept = self._kept_by_excludes()
         chosen = {
             a
             for a, r in self.recorded.items()
-            if self.selection.matches_directly(parse_resource(a), r.host)
+            if a not in kept and self.selection.matches_directly(parse_resource(a), r.host)
         }
         users: dict[str, set[str]] = defaultdict(set)
         for a, r in self.recorded.items():
@@ -457,6 +460,20 @@ class InstancePlanner:
             )
             out[addr] = self._delete(addr, rec, rec.attributes, reasons)
         return out
+
+    def _kept_by_excludes(self) -> set[str]:
+        """What -exclude keeps from a destroy: the excluded and all they depend on."""
+        sel = self.selection
+        if not (sel.excludes or sel.host_excludes):
+            return set()
+        stack = [a for a, r in self.recorded.items() if sel.is_excluded(parse_resource(a), r.host)]
+        kept = set(stack)
+        while stack:
+            for dep in self.recorded[stack.pop()].dependencies:
+                if dep in self.recorded and dep not in kept:
+                    kept.add(dep)
+                    stack.append(dep)
+        return kept
 
     def _delete(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 from kplan.addrs import Key, ResourceAddr, ResourceConfigAddr, parse_resource
 from kplan.config.model import Resource
 from kplan.diagnostics import Diagnostics, KplanError
-from kplan.graph.builder import ConfigGraph
+from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.evaluate import Evaluator, Instance, collect
 from kplan.plan.decide import InstancePlanner, Selection
 from kplan.plan.model import Action, OutputChange, Plan, PlanMode, ResourceChange
@@ -203,10 +203,7 @@ def _make_plan(
     elif options.mode is PlanMode.DESTROY:
         changes = planner.destroy_all()
         planner.prevent_destroy.update(a for a in changes if _prevents_destroy(inputs.cg, a))
-        outputs = tuple(
-            OutputChange(n, Action.DELETE, v, None, False)
-            for n, v in sorted(inputs.outputs.items())
-        )
+        outputs = _destroyed_outputs(inputs, changes, bool(options.targets or options.excludes))
     try:
         planner.check_prevent_destroy(changes.values())
     except KplanError as exc:
@@ -266,6 +263,34 @@ def _output_changes(
             action = Action.NOOP
         out.append(OutputChange(name, action, before.get(name), value, sensitive))
     return tuple(out)
+
+
+def _destroyed_outputs(
+    inputs: PlanInputs, changes: Mapping[ResourceAddr, ResourceChange], partial: bool
+) -> tuple[OutputChange, ...]:
+    """A destroy deletes every output; a targeted one only those that read what it destroys."""
+    names = sorted(inputs.outputs)
+    if partial:
+        gone = {(tuple(s.name for s in a.module.steps), f"{a.type}.{a.name}") for a in changes}
+        g = inputs.cg.graph
+
+        def reads_gone(name: str) -> bool:
+            # Through locals, module calls and outputs; a resource that stays ends the path.
+            stack, seen = [Node((), "output", name)], set[Node]()
+            while stack:
+                node = stack.pop()
+                if node in seen or node not in g:
+                    continue
+                seen.add(node)
+                if node.kind == "resource":
+                    if (node.module, node.name) in gone:
+                        return True
+                    continue
+                stack.extend(g.dependencies(node))
+            return False
+
+        names = [n for n in names if reads_gone(n)]
+    return tuple(OutputChange(n, Action.DELETE, inputs.outputs[n], None, False) for n in names)
 
 
 def _prevents_destroy(cg: ConfigGraph, addr: ResourceAddr) -> bool:

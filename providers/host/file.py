@@ -16,7 +16,9 @@ second command that reads those files back for the diff.
 
 Secrets: content that is (or was rendered from) a Secret stays Secret in
 plan and state, its digest too; ``content_masked`` then holds the rendering
-with each secret replaced by ``(sensitive)`` — what the plan can show.
+with each secret replaced by ``(sensitive)`` — what the plan can show. A file
+that drifted is read back and masked the same way (``template.mask_like``),
+so the plan shows a line diff of its drift too.
 """
 
 from __future__ import annotations
@@ -197,6 +199,7 @@ class HostFile(HostResourceType):
                     )
             new["content"] = keep_secret(text, prior_content)
             new["sha256"] = keep_secret(found.sha256, prior_content)
+            new["content_masked"] = _masked_drift(text, prior_content, state.get("content_masked"))
         new["mode"] = found.mode
         new["owner"] = _as_recorded(state.get("owner"), found.owner, found.uid)
         new["group"] = _as_recorded(state.get("group"), found.group, found.gid)
@@ -291,6 +294,14 @@ class HostFile(HostResourceType):
                 ],
             )
         return ApplyResponse(None)
+
+
+def _masked_drift(text: str | None, prior: Any, prior_masked: Any) -> str | None:
+    """The drifted text with the recorded content's secrets masked, for the plan's line diff."""
+    real = plain(prior)
+    if text is None or not isinstance(real, str) or not isinstance(prior_masked, str):
+        return None
+    return template.mask_like(text, real, prior_masked)
 
 
 def _write_failed(path: str, detail: str) -> Diagnostic:

@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from kplan.config.functions_io import template_line
 from kplan.values import SENSITIVE_TEXT, Secret, contains_secret, reveal
 
-__all__ = ["RenderError", "Rendered", "render", "syntax_error"]
+__all__ = ["RenderError", "Rendered", "mask_like", "render", "syntax_error"]
 
 _NAME = "<template>"
 # The one error message that holds only a name from the template's source text.
@@ -120,3 +120,45 @@ def render(source: Any, variables: Mapping[str, Any] | None) -> Rendered:
         except RenderError:
             masked = None
     return Rendered(Secret(text), masked)
+
+
+def mask_like(text: str, real: str, masked: str) -> str | None:
+    """``text`` (a file as found on the host) masked the way ``masked`` masks ``real``.
+
+    ``real`` is the rendering that was written and ``masked`` the same rendering with
+    every secret shown as ``(sensitive)``. A line of ``text`` that is a line of
+    ``real`` shows as its masked line; a line that fits a secret line's text around
+    its secrets (the secret itself was changed) shows as that masked line; in every
+    other line each secret of ``real`` is masked. None when the secrets cannot be
+    told apart line by line (a secret with a newline, or a filter that changed the
+    placeholder): then nothing is shown.
+    """
+    real_lines, masked_lines = real.splitlines(True), masked.splitlines(True)
+    if len(real_lines) != len(masked_lines):
+        return None
+    exact: dict[str, str] = {}
+    slots: list[tuple[re.Pattern[str], str]] = []
+    secrets: set[str] = set()
+    for r, m in zip(real_lines, masked_lines, strict=True):
+        exact[r] = m
+        if r == m:
+            continue
+        parts = m.split(SENSITIVE_TEXT)
+        slot = re.compile("(.*?)".join(re.escape(p) for p in parts), re.DOTALL)
+        found = slot.fullmatch(r) if len(parts) > 1 else None
+        if found is None:
+            return None
+        slots.append((slot, m))
+        secrets.update(s for s in found.groups() if s)
+    longest_first = sorted(secrets, key=len, reverse=True)
+    out: list[str] = []
+    for line in text.splitlines(True):
+        shown = exact.get(line)
+        if shown is None:
+            shown = next((m for slot, m in slots if slot.fullmatch(line)), None)
+        if shown is None:
+            shown = line
+            for secret in longest_first:
+                shown = shown.replace(secret, SENSITIVE_TEXT)
+        out.append(shown)
+    return "".join(out)

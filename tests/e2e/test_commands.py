@@ -140,3 +140,36 @@ def test_state_mv_rm_graph_fmt_and_markdown(module_copy) -> None:
     run_kplan(root, "plan", "-out", "review.plan", "-var", "release=c", check=True)
     md = run_kplan(root, "show", "-markdown", "review.plan", check=True).stdout
     assert "| Action |" in md and "<details>" in md
+
+
+def test_validate_says_how_to_write_dollar_brace(tmp_path: Path) -> None:
+    main = tmp_path / "main.kp.yaml"
+    main.write_text(
+        "hosts:\n  h1: {address: local}\noutputs:\n  inputs: {value: {host: ${host.h1.name}}}\n"
+    )
+    proc = run_kplan(tmp_path, "validate")
+    assert proc.returncode == 1
+    assert "a ${...} value inside a YAML flow mapping {...} must be quoted" in proc.stderr
+    assert "on main.kp.yaml:4:26" in proc.stderr
+    assert 'inputs: {value: {host: "${host.h1.name}"}}' in proc.stderr
+    main.write_text(
+        "hosts:\n  h1: {address: local}\noutputs:\n  cmd: sh -c 'echo ${HOME} ${USER:-x}'\n"
+    )
+    proc = run_kplan(tmp_path, "validate")
+    assert proc.returncode == 1
+    assert "if ${HOME} is for a shell (a command, a script), write $${HOME}" in proc.stderr
+    assert "write $${USER:-x}" in proc.stderr
+    main.write_text(
+        "hosts:\n  h1: {address: local}\noutputs:\n  cmd: sh -c 'echo $${HOME} $${USER:-x}'\n"
+    )
+    run_kplan(tmp_path, "validate", check=True)
+
+
+def test_lab_images_help_lists_the_images_it_can_build(tmp_path: Path) -> None:
+    from kplan.lab.images import DEFAULT_IMAGES, RECIPES
+
+    text = " ".join(run_kplan(tmp_path, "lab", "images", "--help", check=True).stdout.split())
+    for name, recipe in RECIPES.items():
+        assert recipe.description, f"lab image {name} has no description"
+        mark = " (default)" if name in DEFAULT_IMAGES else ""
+        assert f"{name} {recipe.description}{mark}" in text

@@ -143,6 +143,8 @@ def test_drift_by_hand_is_shown_and_repaired(setup: tuple[Path, Path]) -> None:
     motd.write_text("edited by hand\n")
     conf = out / "etc/kolla/keystone/keystone.conf"
     conf.chmod(0o644)
+    password = conf.read_text().rsplit("password = ", 1)[1].strip()
+    conf.write_text(conf.read_text().replace("debug = false", "debug = true"))
     hosts = out / "hosts"
     inode = hosts.stat().st_ino
     hosts.write_text(hosts.read_text().replace("10.0.0.12 ctl2", "10.0.0.99 ctl2"))
@@ -153,6 +155,9 @@ def test_drift_by_hand_is_shown_and_repaired(setup: tuple[Path, Path]) -> None:
     assert "mode changed outside kplan; restoring it" in plan
     assert "entries changed outside kplan; restoring it" in plan
     assert "-" in plan and "edited by hand" in plan  # the line diff of the file
+    # The file with a secret in it: a line diff all the same, the secret masked.
+    assert "- debug = true" in plan and "+ debug = false" in plan
+    assert password not in plan
     assert _changes(root) == {
         "host_file.motd": ["update"],
         "host_file.conf": ["update"],

@@ -59,6 +59,9 @@ def test_plan_apply_noop_modify_and_targeted_destroy(module_copy) -> None:
     assert 'null_resource.service["RegionOne"]' in listed
     assert not (root / "out/regions/regiontwo.txt").exists()
     assert (root / "out/regions/regionone.txt").exists()
+    # Only the output that reads the destroyed block goes; the others stay recorded.
+    outputs = json.loads(run_kplan(root, "output", "-json", check=True).stdout)
+    assert sorted(outputs) == ["db_conf", "db_password"]
 
     # The next plan puts back exactly what was destroyed.
     assert _changes(_plan_json(root)) == {
@@ -208,9 +211,19 @@ def test_apply_asks_for_yes_and_destroy_removes_everything(module_copy) -> None:
     accepted = run_kplan(root, "apply", input="yes\n", check=True)
     assert "Apply complete! Resources: 7 added" in accepted.stdout
 
+    declined = run_kplan(root, "destroy", input="no\n")
+    assert declined.returncode == 1
+    assert "Destroy cancelled." in declined.stderr  # Terraform's words
+    assert "Apply cancelled." not in declined.stderr
+
+    # -exclude keeps the services and what they read (the hint of prevent_destroy).
+    kept = run_kplan(root, "destroy", "-exclude", "null_resource.service", input="yes\n")
+    assert "Destroy complete! Resources: 1 destroyed." in kept.stdout, kept.stderr
+    assert "module.motd.local_file.motd" not in run_kplan(root, "state", "list").stdout
+
     destroyed = run_kplan(root, "destroy", input="yes\n", check=True)
     assert "Do you want to destroy?" in destroyed.stdout
-    assert "Destroy complete! Resources: 7 destroyed." in destroyed.stdout
+    assert "Destroy complete! Resources: 6 destroyed." in destroyed.stdout
     assert run_kplan(root, "state", "list", check=True).stdout == ""
     assert list((root / "out").rglob("*.txt")) == []
     assert run_kplan(root, "output", check=True).stdout == ""

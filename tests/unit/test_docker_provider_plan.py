@@ -109,7 +109,8 @@ def test_stopped_outside_kplan_plans_an_update(tmp_path: Path) -> None:
     s.api.stop(s.web_id)
     action, reasons = s.change(s.plan(), WEB)
     assert action is Action.UPDATE
-    assert "running changed outside kplan; restoring it" in reasons
+    # One cause, one reason: not also "running changed outside kplan; restoring it".
+    assert reasons == ["container stopped outside kplan"]
 
 
 def test_removed_outside_kplan_plans_a_create(tmp_path: Path) -> None:

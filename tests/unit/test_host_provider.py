@@ -40,6 +40,7 @@ from kplan.transport.local import LocalConnection
 from kplan.values import UNKNOWN, Secret
 from kplan_providers.host import HostProvider, _shell, provider
 from kplan_providers.host.etc_hosts import BEGIN, END, parse_block, replace_block
+from kplan_providers.host.template import mask_like
 
 # ---- harness ----------------------------------------------------------------------
 
@@ -553,6 +554,43 @@ def test_the_plan_shows_a_line_diff_of_a_drifted_file(lab: Lab) -> None:
     changed = [(ln.sym, ln.text) for ln in lines if ln.sym in "+-" and ln.sym]
     assert changed == [("-", "line5 = 55"), ("+", "line5 = 5")]
     assert any("unchanged line" in ln.text for ln in lines)
+
+
+def test_a_drifted_secret_file_shows_a_masked_line_diff(lab: Lab) -> None:
+    path = lab.dir("h1") / "db.conf"
+    source = "[db]\nuser = {{ u }}\npass = {{ pw }}\ndebug = false\n"
+    cfg = {"path": str(path), "template": source, "vars": {"u": "k", "pw": Secret("hunter2")}}
+    state = lab.create("host_file", "h1", cfg)
+    # By hand: debug on, the password changed, and the password copied into a comment.
+    path.write_text("[db]\nuser = k\npass = oldpass\ndebug = true\n# was hunter2\n")
+    now = lab.read("host_file", [("a", "h1", state)]).states["a"]
+    assert now is not None
+    assert now["content_masked"] == (
+        "[db]\nuser = k\npass = (sensitive)\ndebug = true\n# was (sensitive)\n"
+    )
+    planned = lab.plan("host_file", "h1", cfg, now).planned
+    lines = diff_attribute(
+        "content_masked = ",
+        now["content_masked"],
+        planned["content_masked"],
+        4,
+        ("content_masked",),
+        DiffOptions(),
+    )
+    changed = [(ln.sym, ln.text) for ln in lines if ln.sym in "+-" and ln.sym]
+    assert changed == [("-", "debug = true"), ("-", "# was (sensitive)"), ("+", "debug = false")]
+    assert "hunter2" not in repr(lines) and "oldpass" not in repr(lines)
+
+
+@pytest.mark.parametrize(
+    ("real", "masked"),
+    [
+        ("a = x\ny\n", "a = (sensitive)\n"),  # the secret held a newline
+        ("a = X\n", "a = (SENSITIVE)\n"),  # a filter changed the placeholder
+    ],
+)
+def test_a_secret_that_cannot_be_placed_shows_no_masked_drift(real: str, masked: str) -> None:
+    assert mask_like("a = x\n", real, masked) is None
 
 
 # ---- host_directory -----------------------------------------------------------------

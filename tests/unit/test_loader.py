@@ -188,6 +188,21 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ["mod/main.kp.yaml:3:7: invalid YAML: did not find expected ',' or ']'"],
     ),
     (
+        "unquoted ${} in a flow mapping",
+        {"main.kp.yaml": "modules:\n  web:\n    source: ./web\n    inputs: {host: ${each.key}}\n"},
+        ["mod/main.kp.yaml:4:20: a ${...} value inside a YAML flow mapping {...} must be quoted"],
+    ),
+    (
+        "unquoted ${} in a flow sequence",
+        {"main.kp.yaml": "locals:\n  l: [a, pre-${var.x}]\n"},
+        ["mod/main.kp.yaml:2:10: a ${...} item inside a YAML flow sequence [...] must be quoted"],
+    ),
+    (
+        "unquoted ${} at the start of a plain value",
+        {"main.kp.yaml": 'locals:\n  m: ${ {"port": 80} }\n'},
+        ["mod/main.kp.yaml:2:6: a value holding ${...} must be quoted here"],
+    ),
+    (
         "duplicate key in a file",
         {"main.kp.yaml": "locals:\n  a: 1\n  a: 2\n"},
         ["mod/main.kp.yaml:3:3: duplicate key 'a': 'a' is first written at mod/main.kp.yaml:2:3"],
@@ -564,3 +579,30 @@ def test_rolling_forms(tmp_path: Path) -> None:
         "map": {"serial": 2},
         "none": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "corrected"),
+    [
+        ("inputs: {host: ${each.key}}\n", "f:1:16", 'inputs: {host: "${each.key}"}'),
+        ("x: {a: 1, b: ${var.b}}  # c\n", "f:1:14", 'x: {a: 1, b: "${var.b}"}  # c'),
+        ("x: [${a.b}, ok, ${c}]\n", "f:1:5", 'x: ["${a.b}", ok, "${c}"]'),
+        ("x: {\n  a: 1,\n  b: ${var.b}-x,\n}\n", "f:3:6", 'b: "${var.b}-x",'),
+        ('x: {a: ${b == "1"}}\n', "f:1:8", "x: {a: '${b == \"1\"}'}"),
+        ('x: ${merge(m, {"k": 1})}\n', "f:1:4", "x: '${merge(m, {\"k\": 1})}'"),
+    ],
+)
+def test_yaml_unquoted_expression_says_to_quote_it(text: str, where: str, corrected: str) -> None:
+    _, diags = parse_yaml(text, "f")
+    (diag,) = diags.errors
+    assert diag.code == "yaml-unquoted-expression"
+    assert str(diag.pos) == where
+    assert diag.detail.splitlines()[-1] == "    " + corrected
+    fixed = text.replace(text.splitlines()[int(where.split(":")[1]) - 1].strip(), corrected)
+    doc, ok = parse_yaml(fixed, "f")
+    assert not ok.items and doc.data is not None  # the corrected line is valid YAML
+
+
+def test_yaml_error_without_an_expression_keeps_the_yaml_message() -> None:
+    _, diags = parse_yaml("x: {a: b: c}\ny: [${ok}\n", "f")
+    assert diags.errors[0].code == "yaml-syntax"

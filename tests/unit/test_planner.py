@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from kplan.config.loader import load_module
+from kplan.config.model import Positions
+from kplan.diagnostics import SourcePos
 from kplan.graph.builder import build_graph
+from kplan.graph.evaluate import Evaluator
 from kplan.plan.model import Action, PlanMode
 from kplan.plan.planfile import read_planfile, write_planfile
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
@@ -64,7 +67,13 @@ class FakeContainers(Provider):
         raise AssertionError("the planner never applies")
 
 
-def plan_of(tmp_path: Path, yaml: str, state: Mapping[str, dict[str, Any]] = (), **opts: Any):
+def plan_of(
+    tmp_path: Path,
+    yaml: str,
+    state: Mapping[str, dict[str, Any]] = (),
+    outputs: Mapping[str, Any] = (),
+    **opts: Any,
+):
     (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(yaml))
     cfg, diags = load_module(str(tmp_path))
     assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
@@ -79,7 +88,7 @@ def plan_of(tmp_path: Path, yaml: str, state: Mapping[str, dict[str, Any]] = (),
         root_dir=str(tmp_path),
         variables={},
         records=records,
-        outputs={},
+        outputs=dict(outputs),
         registry=ProviderRegistry([FakeContainers()]),
         workspace="default",
         lineage="l",
@@ -212,6 +221,86 @@ def test_destroy_plan_of_one_instance_takes_its_dependents(tmp_path: Path) -> No
         'fake_config.conf["a"]': Action.DELETE,
         'fake_container.svc["a"]': Action.DELETE,
     }
+
+
+def test_destroy_with_exclude_keeps_it_and_what_it_depends_on(tmp_path: Path) -> None:
+    module = MODULE + '  fake_config.guarded: {text: "g", prevent_destroy: true}\n'
+    state = {**APPLIED, "fake_config.guarded": {"text": "g", "id": "g1"}}
+    plan, diags = plan_of(tmp_path, module, state, mode=PlanMode.DESTROY)
+    assert "prevent_destroy" in str(diags.errors[0])  # its hint: change the plan (-exclude)
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(module))
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    cg, _ = build_graph(cfg)
+    records = {
+        a: ResourceRecord.from_addr(
+            a,
+            provider="fake",
+            attributes=v,
+            dependencies=(a.replace("fake_container.svc", "fake_config.conf"),)
+            if a.startswith("fake_container")
+            else (),
+        )
+        for a, v in state.items()
+    }
+    inputs = PlanInputs(
+        cg, str(tmp_path), {}, records, {}, ProviderRegistry([FakeContainers()]), "default", "l",
+        1, "x",
+    )  # fmt: skip
+    excludes = ("fake_config.guarded", 'fake_container.svc["a"]')
+    plan, diags = make_plan(
+        inputs, PlanOptions(mode=PlanMode.DESTROY, refresh=False, excludes=excludes)
+    )
+    assert not diags.has_errors, [str(d) for d in diags]
+    # svc["a"] stays, and so does the config it reads; svc["b"] and its config go.
+    assert actions(plan) == {
+        'fake_config.conf["b"]': Action.DELETE,
+        'fake_container.svc["b"]': Action.DELETE,
+    }
+
+
+def test_targeted_destroy_deletes_only_the_outputs_that_read_what_it_destroys(
+    tmp_path: Path,
+) -> None:
+    module = MODULE + textwrap.dedent("""
+        fake_config.other: {text: "x"}
+    outputs:
+      conf_a: ${fake_config.conf["a"].text}
+      via_local: ${local.svc}
+      other: ${fake_config.other.id}
+      constant: "c"
+    locals:
+      svc: ${fake_container.svc["b"].id}
+    """).replace("\n    fake_config.other", "\n  fake_config.other", 1)
+    state = {**APPLIED, "fake_config.other": {"text": "x", "id": "o1"}}
+    recorded = {"conf_a": "setting=old", "via_local": "s2", "other": "o1", "constant": "c"}
+
+    def deleted(**opts: Any) -> list[str]:
+        plan, diags = plan_of(tmp_path, module, state, recorded, mode=PlanMode.DESTROY, **opts)
+        assert not diags.has_errors, [str(d) for d in diags]
+        assert all(o.action is Action.DELETE for o in plan.outputs)
+        return [o.name for o in plan.outputs]
+
+    assert deleted() == ["conf_a", "constant", "other", "via_local"]
+    assert deleted(targets=("fake_container.svc",)) == ["via_local"]
+    assert deleted(targets=("fake_config.other",)) == ["other"]
+    assert deleted(targets=('fake_config.conf["a"]',)) == ["conf_a"]
+
+
+def test_references_are_remembered_per_value_not_per_reused_id(tmp_path: Path) -> None:
+    # The evaluator remembers each raw value's references. A value made for the
+    # call (dict(res.config)) is freed afterwards, and the next one may get its id:
+    # keyed by id alone, that one got the first one's references, and an instance
+    # recorded the wrong dependencies (destroy -exclude then deleted what it needs).
+    (tmp_path / "main.kp.yaml").write_text("locals: {a: 1, b: 2}\n")
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    cg, _ = build_graph(cfg)
+    ev = Evaluator(cg, {}, None, root_dir=str(tmp_path))  # type: ignore[arg-type]
+    positions = Positions(SourcePos("f", 1, 1), {})
+    for name in "abcdefgh":
+        refs = ev._refs_of({"x": f"${{local.{name}}}"}, positions)
+        assert [str(r) for r in refs] == [f"local.{name}"]
 
 
 def test_cycle_is_an_error_that_prints_the_cycle(tmp_path: Path) -> None:
