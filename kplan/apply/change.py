@@ -19,7 +19,7 @@ from kplan.diagnostics import Diagnostic, Diagnostics
 from kplan.graph.evaluate import Instance
 from kplan.plan.model import Action, ResourceChange
 from kplan.plugins import ProviderRegistry
-from kplan.provider_api import ApplyRequest, ApplyResponse, Provider
+from kplan.provider_api import ApplyRequest, ApplyResponse
 from kplan.state.records import ResourceRecord
 from kplan.transport.base import UNREACHABLE_CODE
 from kplan.values import UNKNOWN, Secret, mark_paths, secret_paths
@@ -117,7 +117,9 @@ def run_change(change: ResourceChange, inst: Instance | None, ctx: Context) -> A
         change.before,
         change.after,
     )
-    resp = _call(provider, req)
+    # The registry hands out providers behind its guard: an exception in apply is
+    # already a diagnostic naming the resource.
+    resp = provider.apply(req)
     diags = [d for d in resp.diagnostics if d.is_error]
     warnings = [d for d in resp.diagnostics if not d.is_error]
     if warnings:
@@ -167,22 +169,6 @@ _APPLY_ACTION: dict[Action, Any] = {
     Action.REPLACE: "replace",
     Action.DELETE: "delete",
 }
-
-
-def _call(provider: Provider, req: ApplyRequest) -> ApplyResponse:
-    try:
-        return provider.apply(req)
-    except Exception as exc:  # a provider bug becomes a failed change, not a crash
-        return ApplyResponse(
-            req.prior,
-            [
-                Diagnostic.error(
-                    f"provider {provider.name} failed to {req.action} {req.address}",
-                    f"{type(exc).__name__}: {exc}",
-                    code="provider-error",
-                )
-            ],
-        )
 
 
 def unreachable(d: Diagnostic) -> bool:
