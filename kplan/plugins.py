@@ -244,7 +244,7 @@ class GuardedProvider(Provider):
         try:
             resp = call()
         except KplanError as exc:  # already written for people (e.g. host unreachable)
-            return failed(list(exc.diagnostics))
+            return failed([_masked_diagnostic(d, values) for d in exc.diagnostics])
         except Exception as exc:
             return failed([self._failed(f"{verb} {what}", exc, values)])
         if not isinstance(resp, want):
@@ -288,9 +288,22 @@ def _masked(message: str, values: Any) -> str:
                 text = str(raw)
                 if len(text) >= 4:
                     secrets.add(text)
-    for text in sorted(secrets, key=len, reverse=True):
+    forms: set[str] = set()
+    for text in secrets:
+        # As written, as repr() and f"{x!r}" escape it, and line by line (a key or a
+        # rendered file quoted in part).
+        forms.update((text, repr(text)[1:-1], text.encode("unicode_escape").decode()))
+        forms.update(line for line in text.splitlines() if len(line.strip()) >= 4)
+    for text in sorted(forms, key=len, reverse=True):
         message = message.replace(text, SENSITIVE_TEXT)
     return message
+
+
+def _masked_diagnostic(d: Diagnostic, values: Any) -> Diagnostic:
+    summary, detail = _masked(d.summary, values), _masked(d.detail, values)
+    if summary == d.summary and detail == d.detail:
+        return d
+    return dataclasses.replace(d, summary=summary, detail=detail)
 
 
 def _discover() -> list[Provider]:

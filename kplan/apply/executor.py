@@ -98,13 +98,18 @@ def _walk_and_apply(
 
     ev.visit = visit_or_stop  # type: ignore[method-assign]
     try:
-        walked = ev.run(parallelism=ctx.parallelism + _EXTRA_WALKERS)
+        walked = ev.run(parallelism=ctx.parallelism + _EXTRA_WALKERS, cancel=ctx.stop)
     except BaseException:  # e.g. Ctrl-C: start nothing new, let work in flight finish
         ctx.stop.set()
         raise
     finally:
         _abandon(rest, handler, schedule, ctx)  # what the walk never reached
-        schedule.join()
+        try:
+            schedule.join()
+        except BaseException:  # Ctrl-C while waiting: start nothing new, then wait
+            ctx.stop.set()
+            schedule.join()
+            raise
     ctx.result.diagnostics.extend(
         d for d in collect(walked) if not any(d in v for v in ctx.result.failed.values())
     )

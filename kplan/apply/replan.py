@@ -62,8 +62,13 @@ class ApplyHandler:
             for a, c in changes.items()
             if c.before is not None
         }
+        # -replace requests are not in the configuration: carried over from the plan,
+        # so that the re-plan (and the triggers of what restarts on it) see them.
+        requested = {
+            str(a) for a, c in changes.items() if any(r.kind == "requested" for r in c.reasons)
+        }
         self.planner = InstancePlanner(
-            ctx.registry, before, before, Selection(), set(), PlanMode.NORMAL
+            ctx.registry, before, before, Selection(), requested, PlanMode.NORMAL
         )
 
     def resource(
@@ -108,6 +113,11 @@ class ApplyHandler:
         failed = self.ctx.result.failed.get(saved.address)
         if failed and not all(unreachable(d) for d in failed):
             raise KplanError(failed)
+        if not failed:
+            # What was applied is what the triggers of later re-plans must see (a
+            # replace requested with -replace, a repair of drift), whatever the
+            # re-plan of this instance concluded.
+            self.planner.note_changed(final)
         return value
 
     def _replan(
@@ -141,12 +151,16 @@ class ApplyHandler:
 def _no_change_after_all(saved: ResourceChange, now: ResourceChange) -> bool:
     """The reviewed change depended on values unknown when planning, and with them
     known there is nothing to do: an update whose unknown values came out as they
-    were (a config rendered the same), or a restart whose triggers all turned out
-    unchanged. Nothing lands on the host, so nothing is done."""
+    were (a config rendered the same), or a restart (or a replace) caused only by
+    triggers that all turned out unchanged. Nothing lands on the host, so nothing
+    is done."""
     if now.action is not Action.NOOP:
         return False
+    kinds = {r.kind for r in saved.reasons}
+    if saved.action in (Action.RESTART, Action.REPLACE):
+        # Restarted or replaced only because something it reads changed: nothing did.
+        return kinds == {"trigger"}
     if saved.action is Action.UPDATE:
-        return contains_unknown(saved.after)
-    if saved.action is Action.RESTART:
-        return all(r.kind == "trigger" for r in saved.reasons)
+        # Planned with unknown values, for no drift repair and no request.
+        return contains_unknown(saved.after) and not kinds & {"drift", "requested"}
     return False

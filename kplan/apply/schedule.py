@@ -116,7 +116,9 @@ class Scheduler:
     def join(self) -> None:
         """Wait until every added task has finished."""
         with self._cv:
-            self._cv.wait_for(lambda: not self._running and not self._ready)
+            # Every added task finished, not just none running: a task waiting for a
+            # value (wait_without_place) holds no place but may still start others.
+            self._cv.wait_for(lambda: self._finished.issuperset(self._tasks))
             threads = list(self._threads)
         for t in threads:
             t.join()

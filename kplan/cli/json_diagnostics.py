@@ -84,6 +84,10 @@ def _range_and_snippet(pos: SourcePos) -> tuple[dict[str, Any], dict[str, Any] |
     return rng, snippet
 
 
+def _is_module_file(path: str) -> bool:
+    return path.endswith((".kp.yaml", ".kp.yml"))
+
+
 def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
     """One diagnostic in Terraform's JSON shape (see the module docstring)."""
     out: dict[str, Any] = {
@@ -94,7 +98,9 @@ def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
     if d.pos is not None:
         rng, snippet = _range_and_snippet(d.pos)
         out["range"] = rng
-        if snippet is not None:
+        # The source line is quoted only from module files: a variable file's line
+        # may hold a sensitive value (the human message never quotes it either).
+        if snippet is not None and _is_module_file(d.pos.file):
             out["snippet"] = snippet
     if d.code:
         out["code"] = d.code

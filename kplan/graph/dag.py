@@ -157,39 +157,59 @@ def walk(
     result: WalkResult[N] = WalkResult()
     if parallelism <= 1:
         return _walk_serial(graph, visit, key, stop_on_failure, result)
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="kplan-walk") as pool:
+        try:
+            _walk_pool(graph, visit, pool, parallelism, key, stop_on_failure, cancel, result)
+        except BaseException:
+            # Ctrl-C in this thread: the pool waits for its visits on the way out, and
+            # those must start nothing new meanwhile.
+            if cancel is not None:
+                cancel.set()
+            raise
+    finished_set = set(result.done) | set(result.failed)
+    result.skipped = sorted((n for n in graph.nodes if n not in finished_set), key=key)
+    return result
+
+
+def _walk_pool(
+    graph: Graph[N],
+    visit: Callable[[N], None],
+    pool: ThreadPoolExecutor,
+    parallelism: int,
+    key: Callable[[N], Any],
+    stop_on_failure: bool,
+    cancel: threading.Event | None,
+    result: WalkResult[N],
+) -> None:
     missing = {n: len(graph.dependencies(n)) for n in graph.nodes}
     ready = sorted((n for n, c in missing.items() if c == 0), key=key)
     blocked: set[N] = set()
     running: dict[Future[None], N] = {}
     stopped = False
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="kplan-walk") as pool:
-        while ready or running:
-            while ready and len(running) < parallelism and not stopped:
-                n = ready.pop(0)
-                running[pool.submit(visit, n)] = n
-            if not running:
-                break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            newly: list[N] = []
-            for fut in sorted(finished, key=lambda f: key(running[f])):
-                n = running.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    result.failed[n] = exc
-                    stopped = stopped or stop_on_failure
-                    blocked.update(_descendants(graph, n))
-                    continue
-                result.done.append(n)
-                for u in graph.dependents(n):
-                    missing[u] -= 1
-                    if missing[u] == 0 and u not in blocked:
-                        newly.append(u)
-            if cancel is not None and cancel.is_set():
-                stopped = True
-            ready = sorted([*ready, *newly], key=key)
-    finished_set = set(result.done) | set(result.failed)
-    result.skipped = sorted((n for n in graph.nodes if n not in finished_set), key=key)
-    return result
+    while ready or running:
+        while ready and len(running) < parallelism and not stopped:
+            n = ready.pop(0)
+            running[pool.submit(visit, n)] = n
+        if not running:
+            break
+        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        newly: list[N] = []
+        for fut in sorted(finished, key=lambda f: key(running[f])):
+            n = running.pop(fut)
+            exc = fut.exception()
+            if exc is not None:
+                result.failed[n] = exc
+                stopped = stopped or stop_on_failure
+                blocked.update(_descendants(graph, n))
+                continue
+            result.done.append(n)
+            for u in graph.dependents(n):
+                missing[u] -= 1
+                if missing[u] == 0 and u not in blocked:
+                    newly.append(u)
+        if cancel is not None and cancel.is_set():
+            stopped = True
+        ready = sorted([*ready, *newly], key=key)
 
 
 def _walk_serial(

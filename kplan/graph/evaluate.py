@@ -201,6 +201,7 @@ class Evaluator:
         parallelism: int = 1,
         only: set[Node] | None = None,
         stop_on_failure: bool = True,
+        cancel: threading.Event | None = None,
     ) -> WalkResult[Node]:
         """Walk the graph (with ``only``: just those nodes, e.g. a targeted plan's).
 
@@ -213,6 +214,7 @@ class Evaluator:
             parallelism=parallelism,
             key=_node_key,
             stop_on_failure=stop_on_failure,
+            cancel=cancel,
         )
 
     def visit(self, node: Node) -> None:
@@ -620,6 +622,14 @@ class Evaluator:
             if key is UNKNOWN:  # kplan validate: each.key not known yet
                 out.update(self.instances_of(mi.addr, f"{type_}.{name}"))
                 continue
+            if not isinstance(key, str) and (not isinstance(key, int) or isinstance(key, bool)):
+                raise _error(
+                    f"the key in {type_}.{name}[{key_text}] must be a string or a whole number",
+                    f"it is {type(key).__name__}: an instance key is a for_each key or a "
+                    "count index",
+                    pos,
+                    code="invalid-key",
+                )
             one = ResourceAddr(mi.addr, type_, name, key)
             if self._exists(one):
                 out.add(one)

@@ -195,6 +195,33 @@ def _node_matches(t: Target, node: Node) -> bool:
     return node.module == names and node.name == f"{a.type}.{a.name}"
 
 
+def trigger_attribute_errors(res: Resource, registry: ProviderRegistry) -> list[Diagnostic]:
+    """restart_on / replace_on entries naming an attribute their resource type lacks:
+    such a trigger could never fire (``config.c.txet`` compares two absent values)."""
+    out: list[Diagnostic] = []
+    for verb, entries in (
+        ("restart", res.lifecycle.restart_on),
+        ("replace", res.lifecycle.replace_on),
+    ):
+        for i, text in enumerate(entries):
+            try:
+                ref = TriggerRef.parse(text)
+            except AddressError:
+                continue  # said by the loader
+            if ref.attr is None:
+                continue
+            try:
+                _, schema = registry.get(ref.type, res.pos)
+            except KplanError:
+                continue  # an unknown type is said where it is declared
+            if ref.attr not in schema.attributes:
+                where = f"resources.{res.type}.{res.name}.{verb}_on[{i}]"
+                known = ", ".join(sorted(schema.attributes))
+                why = f'{ref.type} has no attribute "{ref.attr}" (it has: {known})'
+                out.append(invalid_trigger(where, text, why, res.pos))
+    return out
+
+
 class InstancePlanner:
     def __init__(
         self,
@@ -214,6 +241,8 @@ class InstancePlanner:
         # Changes that create, update or replace, for restart_on / replace_on lookups.
         self.changed: dict[ResourceConfigAddr, dict[Key, ResourceChange]] = defaultdict(dict)
         self.prevent_destroy: set[ResourceAddr] = set()
+        # Resource blocks whose trigger attributes were checked (once a block).
+        self._trigger_checked: set[int] = set()
 
     def plan_instance(self, inst: Instance) -> tuple[ResourceChange | None, Any]:
         """The change for one instance (None when not selected) and its value for references."""
@@ -267,6 +296,11 @@ class InstancePlanner:
         if action in _CHANGED:
             self.changed[inst.addr.config][inst.addr.key] = change
         return change, planned
+
+    def note_changed(self, change: ResourceChange) -> None:
+        """Record a change made elsewhere (apply) for restart_on / replace_on lookups."""
+        if change.action in _CHANGED:
+            self.changed[change.addr.config][change.addr.key] = change
 
     def _drifted(self, addr_s: str, rec: ResourceRecord | None) -> bool:
         """Refresh changed the record: the provider must see it (drift of computed values)."""
@@ -385,6 +419,10 @@ class InstancePlanner:
 
     def _triggers(self, inst: Instance, entries: Iterable[str], verb: str) -> list[Reason]:
         out: list[Reason] = []
+        if id(inst.resource) not in self._trigger_checked:  # blocks live as long as the plan
+            errors = trigger_attribute_errors(inst.resource, self.registry)
+            Diagnostics(errors).raise_if_errors()
+            self._trigger_checked.add(id(inst.resource))
         for i, text in enumerate(entries):
             try:
                 m = TriggerRef.parse(text)

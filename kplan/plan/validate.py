@@ -20,7 +20,7 @@ from kplan.config.model import Host
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph
 from kplan.graph.evaluate import Evaluator, Instance, collect
-from kplan.plan.decide import placed
+from kplan.plan.decide import placed, trigger_attribute_errors
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import ConfigureRequest, HostInfo, ValidateRequest
 from kplan.transport.base import Connection, HostUnreachable
@@ -66,6 +66,7 @@ class _Validator:
         except KplanError as exc:  # an unknown resource type: said once for the block
             self.diags.extend(exc.diagnostics)
             return values
+        self.diags.extend(trigger_attribute_errors(instances[0].resource, self.registry))
         for inst in instances:
             try:
                 config = inst.config()

@@ -95,7 +95,13 @@ class Recorder:
         self.rows.pop(address, None)
 
 
-def _run(tmp_path: Path, version: str, rows: dict[str, ResourceRecord], provider: Fakes) -> Any:
+def _run(
+    tmp_path: Path,
+    version: str,
+    rows: dict[str, ResourceRecord],
+    provider: Fakes,
+    replace: tuple[str, ...] = (),
+) -> Any:
     (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(MODULE))
     cfg, diags = load_module(str(tmp_path))
     assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
@@ -114,7 +120,7 @@ def _run(tmp_path: Path, version: str, rows: dict[str, ResourceRecord], provider
         serial=1,
         input_checksum="x",
     )
-    plan, pdiags = make_plan(inputs, PlanOptions(refresh=False))
+    plan, pdiags = make_plan(inputs, PlanOptions(refresh=False, replace=replace))
     assert not pdiags.has_errors, [str(d) for d in pdiags]
     recorder = Recorder(rows)
     events: list[ApplyEvent] = []
@@ -170,3 +176,38 @@ def test_a_known_update_still_restarts(tmp_path: Path) -> None:
     assert result.ok
     assert provider.applied == [("update", "fake_config.c"), ("restart", "fake_container.app")]
     assert result.unchanged == []
+
+
+def test_a_requested_replace_still_restarts_what_restarts_on_it(tmp_path: Path) -> None:
+    """-replace is not in the configuration: apply's re-plan must still see it, or the
+    restart the reviewer approved would be skipped as "no change after all"."""
+    first = Fakes()
+    _, result, rows = _run(tmp_path, "1", {}, first)
+    assert result.ok
+    provider = Fakes()
+    plan, result, _ = _run(tmp_path, "1", rows, provider, replace=("fake_config.c",))
+    actions = {c.address: c.action for c in plan.changes if c.action is not Action.NOOP}
+    assert actions == {"fake_config.c": Action.REPLACE, "fake_container.app": Action.RESTART}
+    assert result.ok
+    assert provider.applied == [("replace", "fake_config.c"), ("restart", "fake_container.app")]
+    assert result.unchanged == []
+
+
+def test_a_trigger_naming_an_attribute_the_type_lacks_is_an_error(tmp_path: Path) -> None:
+    """fake_config.c.txet would compare two absent values and never fire."""
+    (tmp_path / "main.kp.yaml").write_text(
+        textwrap.dedent(MODULE).replace(
+            'restart_on: ["fake_config.c"]', 'restart_on: ["fake_config.c.txet"]'
+        )
+    )
+    from kplan.plan.validate import validate_config
+
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    cg, _ = build_graph(cfg)
+    diags = validate_config(cg, ProviderRegistry([Fakes()]), str(tmp_path))
+    messages = [str(d) for d in diags if d.is_error]
+    assert len(messages) == 1, messages
+    assert 'invalid trigger "fake_config.c.txet"' in messages[0]
+    assert 'fake_config has no attribute "txet" (it has: text)' in messages[0]
+    assert "main.kp.yaml:" in messages[0]

@@ -456,3 +456,40 @@ def test_values_known_after_apply_reach_users_through_locals_modules_and_count(
     assert after["module.child.fake_task.inner[1]"]["input"] == f"{seed}-1"
     assert after["fake_task.last"]["input"] == "id-module.child.fake_task.inner[1]"
     assert result.outputs["final"][0] == "id-module.child.fake_task.inner[1]"
+
+
+def test_ctrl_c_while_a_change_is_in_flight_starts_nothing_new(tmp_path: Path) -> None:
+    """A real SIGINT while the first of a chain runs: the apply raises, the change in
+    flight finishes, and nothing after it starts — not even after apply_plan returns."""
+    import os
+    import signal
+
+    started: list[str] = []
+
+    def hook(req: ApplyRequest) -> Diagnostic | None:
+        started.append(req.address)
+        if req.address == 'fake_task.x["a"]':
+            # The walk is over by now (for_each lookups wait per key): the main thread
+            # waits in the scheduler's join when Ctrl-C reaches it, x still in flight.
+            threading.Event().wait(0.3)
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(0.3)
+        return None
+
+    provider = FakeTasks(hook)
+    chain = """
+    resources:
+      fake_task.x:
+        for_each: {a: 1}
+      fake_task.y:
+        for_each: {a: 1}
+        input: ${fake_task.x[each.key].id}
+      fake_task.z:
+        for_each: {a: 1}
+        input: ${fake_task.y[each.key].id}
+    """
+    with pytest.raises(KeyboardInterrupt):
+        plan_and_apply(tmp_path, chain, provider, parallelism=2)
+    # apply_plan has returned; its threads are joined: nothing can start any more.
+    assert started == ['fake_task.x["a"]']
+    assert provider.order("end") == ['fake_task.x["a"]']
