@@ -39,7 +39,7 @@ from kplan.provider_api import (
 )
 from kplan.provider_sdk import CREATE_BEFORE_DESTROY, attr_error, attr_warning, keep_secret, plain
 from kplan.transport.base import CommandFailed, Connection
-from kplan.values import UNKNOWN, Path, Secret, contains_unknown
+from kplan.values import UNKNOWN, Path, Secret, contains_unknown, iter_paths
 
 from . import _shell, template
 from ._common import (
@@ -199,7 +199,9 @@ class HostFile(HostResourceType):
                     )
             new["content"] = keep_secret(text, prior_content)
             new["sha256"] = keep_secret(found.sha256, prior_content)
-            new["content_masked"] = _masked_drift(text, prior_content, state.get("content_masked"))
+            new["content_masked"] = _masked_drift(
+                text, prior_content, state.get("content_masked"), state.get("vars")
+            )
         new["mode"] = found.mode
         new["owner"] = _as_recorded(state.get("owner"), found.owner, found.uid)
         new["group"] = _as_recorded(state.get("group"), found.group, found.gid)
@@ -296,12 +298,23 @@ class HostFile(HostResourceType):
         return ApplyResponse(None)
 
 
-def _masked_drift(text: str | None, prior: Any, prior_masked: Any) -> str | None:
-    """The drifted text with the recorded content's secrets masked, for the plan's line diff."""
+def _masked_drift(text: str | None, prior: Any, prior_masked: Any, variables: Any) -> str | None:
+    """The drifted text with the recorded content's secrets masked, for the plan's line diff.
+
+    The secrets the template was given (the Secret values among ``vars``) are masked
+    wherever they appear, besides what ``mask_like`` infers from the masked rendering:
+    two secrets side by side cannot be told apart from the rendering alone."""
     real = plain(prior)
     if text is None or not isinstance(real, str) or not isinstance(prior_masked, str):
         return None
-    return template.mask_like(text, real, prior_masked)
+    given = {
+        str(raw)
+        for _, leaf in iter_paths(variables or {})
+        if isinstance(leaf, Secret)
+        for _, raw in iter_paths(leaf.reveal())
+        if str(raw)
+    }
+    return template.mask_like(text, real, prior_masked, given)
 
 
 def _write_failed(path: str, detail: str) -> Diagnostic:

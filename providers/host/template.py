@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +122,7 @@ def render(source: Any, variables: Mapping[str, Any] | None) -> Rendered:
     return Rendered(Secret(text), masked)
 
 
-def mask_like(text: str, real: str, masked: str) -> str | None:
+def mask_like(text: str, real: str, masked: str, known: Iterable[str] = ()) -> str | None:
     """``text`` (a file as found on the host) masked the way ``masked`` masks ``real``.
 
     ``real`` is the rendering that was written and ``masked`` the same rendering with
@@ -131,14 +131,15 @@ def mask_like(text: str, real: str, masked: str) -> str | None:
     its secrets (the secret itself was changed) shows as that masked line; in every
     other line each secret of ``real`` is masked. None when the secrets cannot be
     told apart line by line (a secret with a newline, or a filter that changed the
-    placeholder): then nothing is shown.
+    placeholder): then nothing is shown. ``known`` are secret texts known for sure
+    (the template's secret inputs): masked in every line, whatever was inferred.
     """
     real_lines, masked_lines = real.splitlines(True), masked.splitlines(True)
     if len(real_lines) != len(masked_lines):
         return None
     exact: dict[str, str] = {}
     slots: list[tuple[re.Pattern[str], str]] = []
-    secrets: set[str] = set()
+    secrets: set[str] = {k for k in known if k}
     for r, m in zip(real_lines, masked_lines, strict=True):
         exact[r] = m
         if r == m:
@@ -159,6 +160,9 @@ def mask_like(text: str, real: str, masked: str) -> str | None:
         if shown is None:
             shown = line
             for secret in longest_first:
+                shown = shown.replace(secret, SENSITIVE_TEXT)
+        for secret in longest_first:  # never, whatever the line matched
+            if secret in shown:
                 shown = shown.replace(secret, SENSITIVE_TEXT)
         out.append(shown)
     return "".join(out)

@@ -582,6 +582,24 @@ def test_a_drifted_secret_file_shows_a_masked_line_diff(lab: Lab) -> None:
     assert "hunter2" not in repr(lines) and "oldpass" not in repr(lines)
 
 
+def test_two_secrets_side_by_side_are_masked_whole_in_a_drifted_file(lab: Lab) -> None:
+    """auth = {{a}}:{{b}} with a = "adm:in": the rendering alone cannot tell where
+    the first secret ends; the template's own secret inputs are masked wherever seen."""
+    path = lab.dir("h1") / "auth.conf"
+    cfg = {
+        "path": str(path),
+        "template": "auth = {{ a }}:{{ b }}\n",
+        "vars": {"a": Secret("adm:in"), "b": Secret("pass-word")},
+    }
+    state = lab.create("host_file", "h1", cfg)
+    path.write_text("auth = adm:in:pass-word\nbackup_auth = adm:in\n")
+    now = lab.read("host_file", [("a", "h1", state)]).states["a"]
+    assert now is not None
+    masked = now["content_masked"]
+    assert "adm" not in masked and ":in" not in masked and "pass-word" not in masked
+    assert masked == "auth = (sensitive):(sensitive)\nbackup_auth = (sensitive)\n"
+
+
 @pytest.mark.parametrize(
     ("real", "masked"),
     [
