@@ -133,7 +133,22 @@ def test_config_change_restarts_only_what_mounts_it(lab3: Lab, root: Path) -> No
     text = run_kplan(root, "plan", *var, check=True).stdout
     assert 'docker_container.rsyslog["node2"] will be restarted' in text
     assert '(because restart: host_file.rsyslog_conf["node2"] changed)' in text
-    run_kplan(root, "apply", "-auto-approve", *var, check=True)
+    rolls = '# docker_container.rsyslog rolls 1 at a time: ["node1"], then ["node2"], then ["node3"]'
+    assert rolls in text
+    applied = run_kplan(root, "apply", "-auto-approve", *var, check=True).stdout
+    # Rolling: each restart starts only after the one before passed its health gate.
+    events = [
+        line.split(": ", 1)
+        for line in applied.splitlines()
+        if line.startswith("docker_container.rsyslog[")
+    ]
+    assert [e for _, e in events if e == "Restarting..."] == ["Restarting..."] * 3
+    order = [(addr, e.split(" ")[0]) for addr, e in events]
+    assert order == [
+        (f'docker_container.rsyslog["{n}"]', word)
+        for n in ("node1", "node2", "node3")
+        for word in ("Restarting...", "Restart")
+    ], applied
     for i in (1, 2):
         assert _started(lab3, i, "rsyslog") != before[(i, "rsyslog")]
         assert _started(lab3, i, "memcached") == before[(i, "memcached")]
