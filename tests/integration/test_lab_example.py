@@ -133,7 +133,9 @@ def test_config_change_restarts_only_what_mounts_it(lab3: Lab, root: Path) -> No
     text = run_kplan(root, "plan", *var, check=True).stdout
     assert 'docker_container.rsyslog["node2"] will be restarted' in text
     assert '(because restart: host_file.rsyslog_conf["node2"] changed)' in text
-    rolls = '# docker_container.rsyslog rolls 1 at a time: ["node1"], then ["node2"], then ["node3"]'
+    rolls = (
+        '# docker_container.rsyslog rolls 1 at a time: ["node1"], then ["node2"], then ["node3"]'
+    )
     assert rolls in text
     applied = run_kplan(root, "apply", "-auto-approve", *var, check=True).stdout
     # Rolling: each restart starts only after the one before passed its health gate.
