@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -173,3 +174,23 @@ def test_lab_images_help_lists_the_images_it_can_build(tmp_path: Path) -> None:
         assert recipe.description, f"lab image {name} has no description"
         mark = " (default)" if name in DEFAULT_IMAGES else ""
         assert f"{name} {recipe.description}{mark}" in text
+
+
+def test_every_command_summary_is_one_line() -> None:
+    """`kplan --help` lists each command by its first paragraph: a line break in it shows."""
+    import typer
+
+    from kplan.cli.main import app
+
+    def walk(group: Any, prefix: str) -> list[tuple[str, Any]]:
+        found = []
+        for name, cmd in getattr(group, "commands", {}).items():
+            found.append((f"{prefix}{name}", cmd))
+            found += walk(cmd, f"{prefix}{name} ")
+        return found
+
+    commands = walk(typer.main.get_command(app), "")
+    assert len(commands) > 20
+    for name, cmd in commands:
+        summary = (cmd.help or "").strip().split("\n\n")[0]
+        assert summary and "\n" not in summary, f"kplan {name}: {summary!r}"
