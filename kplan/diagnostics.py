@@ -41,6 +41,9 @@ class SourcePos:
     file: str
     line: int
     col: int
+    # Columns from ``col`` to the first character of the value's text: 1 when the
+    # node is a quoted YAML scalar (``col`` is its opening quote), else 0.
+    text_offset: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

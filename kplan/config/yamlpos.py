@@ -282,7 +282,10 @@ class _Builder:
                 self.error(f"invalid {tag[len(_T) :]} {event.value!r}", event.start_mark)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
-        self.place(value, self.pos(event.start_mark), event.value, tag == _T + "merge")
+        pos = self.pos(event.start_mark)
+        if event.style in ("'", '"'):  # a position inside the text is one past the quote
+            pos = SourcePos(pos.file, pos.line, pos.col, text_offset=1)
+        self.place(value, pos, event.value, tag == _T + "merge")
 
     def open(self, event: Any, container: Any, allowed: tuple[str, ...]) -> None:
         if event.tag not in (None, "!") and event.tag not in allowed:

@@ -287,3 +287,21 @@ def test_json_carries_the_provider_checks(tmp_path: Path) -> None:
     assert doc["valid"] is False and doc["error_count"] == 2
     found = {(d["code"], d["range"]["start"]["line"]) for d in doc["diagnostics"]}
     assert found == {("missing-attribute", 3), ("unsupported-attribute", 4)}
+
+
+@pytest.mark.parametrize(
+    ("content", "col"),
+    [("echo ${HOME}", 19), ('"echo ${HOME}"', 20), ("'echo ${HOME}'", 20)],
+    ids=["plain", "double-quoted", "single-quoted"],
+)
+def test_an_expression_error_points_at_its_dollar_in_quoted_strings_too(
+    tmp_path: Path, content: str, col: int
+) -> None:
+    # "    content: " is 13 columns: the text starts at 14, or at 15 past a quote.
+    main = f"resources:\n  local_file.a:\n    path: out/a\n    content: {content}\n"
+    (tmp_path / "main.kp.yaml").write_text(main)
+    proc = run_kplan(tmp_path, "validate")
+    assert errors(proc) == [f'"HOME" is not a valid reference @ main.kp.yaml:4:{col}']
+    assert main.splitlines()[3][col - 1 :].startswith("${HOME}")
+    rng = json.loads(run_kplan(tmp_path, "validate", "-json").stdout)["diagnostics"][0]["range"]
+    assert (rng["start"]["column"], rng["end"]["column"]) == (col, col + len("${HOME}"))
