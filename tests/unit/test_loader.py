@@ -316,6 +316,7 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "  a.c:\n    lifecycle: {rolling: {serial: '30%', batch: 2}}\n"
             "  a.d:\n    rolling: '101%'\n"
             "  a.e:\n    rolling: {}\n"
+            "  a.f:\n    rolling: 1.5\n"
         },
         [
             "mod/main.kp.yaml:3:23: resources.a.b.rolling.serial: expected a whole number ≥ 1, "
@@ -325,6 +326,8 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "mod/main.kp.yaml:7:14: resources.a.d.rolling.serial: expected a whole number ≥ 1, "
             'or a percentage from "1%" to "100%", got string "101%"',
             "mod/main.kp.yaml:9:14: resources.a.e.rolling.serial: required attribute is missing",
+            "mod/main.kp.yaml:11:14: resources.a.f.rolling.serial: expected a whole number ≥ 1, "
+            'or a percentage from "1%" to "100%", got number 1.5',
         ],
     ),
     (
