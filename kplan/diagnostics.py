@@ -15,6 +15,7 @@ Imports nothing of kplan, so every module may import it.
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,12 @@ __all__ = [
 class Severity(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """'did you mean "X"? ' for the closest of ``choices`` to a misspelt ``word``, or ""."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f'did you mean "{close[0]}"? ' if close else ""
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -216,7 +216,8 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         "unknown top-level key",
         {"main.kp.yaml": "locals: {}\nresource:\n  a.b: {}\n"},
         [
-            "mod/main.kp.yaml:2:1: unknown top-level key 'resource': expected one of: kplan, "
+            "mod/main.kp.yaml:2:1: unknown top-level key 'resource': did you mean \"resources\"? "
+            "expected one of: kplan, "
             "variables, locals, hosts, groups, modules, resources, outputs"
         ],
     ),
@@ -233,7 +234,8 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         "unknown variable attribute",
         {"main.kp.yaml": "variables:\n  port:\n    type: number\n    defualt: 5\n"},
         [
-            "mod/main.kp.yaml:4:5: variables.port.defualt: unknown attribute; expected one of: "
+            "mod/main.kp.yaml:4:5: variables.port.defualt: unknown attribute; "
+            'did you mean "default"? expected one of: '
             "default, description, sensitive, type, validation"
         ],
     ),
