@@ -194,3 +194,14 @@ def test_every_command_summary_is_one_line() -> None:
     for name, cmd in commands:
         summary = (cmd.help or "").strip().split("\n\n")[0]
         assert summary and "\n" not in summary, f"kplan {name}: {summary!r}"
+
+
+def test_a_usage_error_exits_1_as_the_exit_code_table_says(tmp_path: Path) -> None:
+    # With -detailed-exitcode, 2 means "the plan has changes": a usage error must not say so.
+    for args in (["plan", "-no-such-flag"], ["plan", "-parallelism", "abc"]):
+        proc = run_kplan(tmp_path, *args)
+        assert proc.returncode == 1, (args, proc.stderr)
+    table = (REPO / "docs" / "cli.md").read_text().split("## Exit codes")[1].split("\n\n")[1]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert "usage error" in rows["1"]
+    assert "usage error" not in rows["2"]
