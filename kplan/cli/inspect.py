@@ -134,7 +134,7 @@ def validate(
     Checks syntax, references, resource types, attributes and their types, lifecycle
     keys and triggers; variables and other resources' values count as unknown.
 
-    Example: kplan validate -json -chdir examples/lab
+    Example: kplan validate -json -chdir examples/quickstart
     """
     if not json_out:
         found = _validate(chdir)

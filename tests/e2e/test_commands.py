@@ -205,3 +205,13 @@ def test_a_usage_error_exits_1_as_the_exit_code_table_says(tmp_path: Path) -> No
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert "usage error" in rows["1"]
     assert "usage error" not in rows["2"]
+
+
+@pytest.mark.parametrize("command", [["validate"], ["fmt"]], ids=" ".join)
+def test_the_help_example_works_in_a_fresh_checkout(command: list[str]) -> None:
+    # examples/lab needs the inventory `kplan lab up` writes: not an example to start with.
+    text = " ".join(run_kplan(REPO, *command, "--help", check=True).stdout.split())
+    example = text.split("Example: kplan ", 1)[1].split(" ╭")[0].split()
+    assert example[: len(command)] == command
+    proc = run_kplan(REPO, *example)
+    assert proc.returncode == 0, (example, proc.stdout, proc.stderr)
