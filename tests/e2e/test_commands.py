@@ -215,3 +215,20 @@ def test_the_help_example_works_in_a_fresh_checkout(command: list[str]) -> None:
     assert example[: len(command)] == command
     proc = run_kplan(REPO, *example)
     assert proc.returncode == 0, (example, proc.stdout, proc.stderr)
+
+
+def test_every_field_of_the_apply_json_events_is_documented(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text("resources:\n  local_file.a: {path: a, content: x}\n")
+    proc = run_kplan(tmp_path, "apply", "-auto-approve", "-json", check=True)
+    events = [json.loads(line) for line in proc.stdout.splitlines()[1:]]
+    section = (REPO / "docs" / "cli.md").read_text().split("### `-json` events")[1]
+    table = section.split("| `type` | Fields |")[1].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        kinds, fields = line.split("|")[1:3]
+        for kind in kinds.replace("`", "").split("/"):
+            rows[kind.strip()] = fields
+    assert {e["type"] for e in events} == {"apply_start", "apply_done", "apply_complete"}
+    for event in events:
+        for key in set(event) - {"type"}:
+            assert f"`{key}`" in rows[event["type"]], (event["type"], key)
