@@ -203,6 +203,11 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ["mod/main.kp.yaml:2:6: a value holding ${...} must be quoted here"],
     ),
     (
+        "unquoted ${} cut short by a # that YAML takes for a comment",
+        {"main.kp.yaml": 'locals:\n  m: ${ "a #b" }\n  n: ${ "c" } # a comment\n'},
+        ["mod/main.kp.yaml:2:6: a value holding ${...} must be quoted here"],
+    ),
+    (
         "duplicate key in a file",
         {"main.kp.yaml": "locals:\n  a: 1\n  a: 2\n"},
         ["mod/main.kp.yaml:3:3: duplicate key 'a': 'a' is first written at mod/main.kp.yaml:2:3"],
@@ -611,3 +616,12 @@ def test_yaml_unquoted_expression_says_to_quote_it(text: str, where: str, correc
 def test_yaml_error_without_an_expression_keeps_the_yaml_message() -> None:
     _, diags = parse_yaml("x: {a: b: c}\ny: [${ok}\n", "f")
     assert diags.errors[0].code == "yaml-syntax"
+
+
+def test_a_hash_inside_an_unquoted_expression_gets_the_quoted_line(tmp_path: Path) -> None:
+    # YAML parses it without error: ' #b" }' is a comment, the value '${ "a'.
+    write_module(tmp_path, {"main.kp.yaml": 'locals:\n  m: ${ "a #b" } # why\n'})
+    _, diags = load_module(str(tmp_path))
+    (d,) = diags.errors
+    assert d.code == "yaml-unquoted-expression"
+    assert d.detail.endswith("here a # started a comment.\nQuote it:\n    m: '${ \"a #b\" }' # why")
