@@ -407,6 +407,12 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError, diags: Diagnostics) -
         if hint is not None:
             diags.add(hint)
             return
+        mark = exc.problem_mark
+        lines = text.split("\n") if "\t" in text else []
+        source = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+        if mark is not None and source[mark.column : mark.column + 1] == "\t":
+            tab = "YAML does not allow a tab here (for indentation, use spaces)"
+            detail = f"{tab}; {detail}" if detail else tab
         diags.error(f"invalid YAML: {problem}", detail, pos, code="yaml-syntax")
         return
     diags.error(f"invalid YAML: {exc}", pos=SourcePos(file, 1, 1), code="yaml-syntax")

@@ -625,3 +625,11 @@ def test_a_hash_inside_an_unquoted_expression_gets_the_quoted_line(tmp_path: Pat
     (d,) = diags.errors
     assert d.code == "yaml-unquoted-expression"
     assert d.detail.endswith("here a # started a comment.\nQuote it:\n    m: '${ \"a #b\" }' # why")
+
+
+def test_a_tab_that_breaks_the_yaml_is_named(tmp_path: Path) -> None:
+    write_module(tmp_path, {"main.kp.yaml": "locals:\n  \u00e9: 1\n\tb: 2\n"})
+    _, diags = load_module(str(tmp_path))
+    (d,) = diags.errors
+    assert d.pos is not None and (d.pos.line, d.pos.col) == (3, 1)
+    assert d.detail.startswith("YAML does not allow a tab here (for indentation, use spaces)")
