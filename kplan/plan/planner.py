@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kplan.addrs import Key, ResourceAddr, ResourceConfigAddr, parse_resource
+from kplan.addrs import Key, ModuleAddr, ResourceAddr, ResourceConfigAddr, parse_resource
 from kplan.config.model import Resource
 from kplan.diagnostics import Diagnostics, KplanError
 from kplan.graph.builder import ConfigGraph, Node
@@ -138,7 +138,15 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
     scope = selection.scope_nodes
     if scope is None or mode is not PlanMode.NORMAL:
         return dict(inputs.records(None, None))  # a destroy must see what depends on it
+    # A target selects directly what state records even once its block (or module) is
+    # gone from the configuration, to be deleted: read those rows too. A module target
+    # may name blocks only state knows: all rows.
+    if any(isinstance(t.addr, ModuleAddr) for t in selection.targets):
+        return dict(inputs.records(None, None))
     blocks = {tuple(n.name.split(".", 1)) for n in scope if n.kind == "resource"}
+    blocks |= {
+        (t.addr.type, t.addr.name) for t in selection.targets if not isinstance(t.addr, ModuleAddr)
+    }
     only_hosts = selection.host_targets and not selection.targets and inputs.get_record
     return dict(inputs.records(blocks, set(selection.host_targets) if only_hosts else None))
 
