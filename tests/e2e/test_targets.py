@@ -1,4 +1,4 @@
-"""-target and -exclude on what only the state still knows."""
+"""-target and -exclude on what only the state still knows, and on nothing at all."""
 
 from __future__ import annotations
 
@@ -60,3 +60,18 @@ def test_a_target_deletes_what_was_removed_from_the_configuration(
     proc = run_kplan(tmp_path, "plan", "-target", target, check=True)
     assert _actions(proc) == want
     assert "Warning" not in proc.stderr
+
+
+def test_a_selector_that_matches_nothing_is_a_warning(tmp_path: Path) -> None:
+    _module(tmp_path)
+    run_kplan(tmp_path, "apply", "-auto-approve", check=True)
+    proc = run_kplan(tmp_path, "plan", "-target", "local_file.rr", "-exclude", "module.mm")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.split("\n\n")[:2] == [
+        "Warning: -target local_file.rr matches nothing in the configuration or the state\n"
+        '  so it selects nothing; did you mean "local_file.r"?',
+        "Warning: -exclude module.mm matches nothing in the configuration or the state\n"
+        '  so it keeps out nothing; did you mean "module.m"?',
+    ]
+    for fine in ("local_file.r", 'local_file.r["a"]', "module.m", "module.m.local_file.f"):
+        assert "Warning" not in run_kplan(tmp_path, "plan", "-target", fine).stderr, fine
