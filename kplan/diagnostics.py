@@ -15,6 +15,7 @@ Imports nothing of kplan, so every module may import it.
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """'did you mean "X"? ' for the closest of ``choices`` to a misspelt ``word``, or ""."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f'did you mean "{close[0]}"? ' if close else ""
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class SourcePos:
     """A position in a source file; line and column count from 1."""
@@ -41,6 +48,9 @@ class SourcePos:
     file: str
     line: int
     col: int
+    # Columns from ``col`` to the first character of the value's text: 1 when the
+    # node is a quoted YAML scalar (``col`` is its opening quote), else 0.
+    text_offset: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from kplan.diagnostics import Diagnostic, KplanError, SourcePos
+from kplan.diagnostics import Diagnostic, KplanError, SourcePos, did_you_mean
 from kplan.provider_api import (
     ApplyRequest,
     ApplyResponse,
@@ -104,7 +104,9 @@ class ProviderRegistry:
             raise KplanError(
                 Diagnostic.error(
                     f'unknown resource type "{type_name}"',
-                    "installed providers serve: " + ", ".join(self.types()),
+                    did_you_mean(type_name, self.types())
+                    + "installed providers serve: "
+                    + ", ".join(self.types()),
                     pos,
                     code="unknown-resource-type",
                 )

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from kplan.diagnostics import Diagnostic
+from kplan.diagnostics import Diagnostic, did_you_mean
 from kplan.values import UNKNOWN, Path
 
 if TYPE_CHECKING:
@@ -263,11 +263,11 @@ def validate_against_schema(schema: ResourceSchema, config: Mapping[str, Any]) -
     for name in sorted(config):
         attr = schema.attributes.get(name)
         if attr is None:
-            settable = (n for n, a in schema.attributes.items() if not a.computed or a.optional)
-            expected = ", ".join(sorted(settable))
+            attrs = schema.attributes.items()
+            settable = sorted(n for n, a in attrs if not a.computed or a.optional)
             d = Diagnostic.error(
                 f'unsupported attribute "{name}" for {schema.type_name}',
-                f"expected one of: {expected}",
+                f"{did_you_mean(name, settable)}expected one of: {', '.join(settable)}",
                 code="unsupported-attribute",
             )
             out.append(_at(d, name))

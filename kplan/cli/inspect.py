@@ -129,11 +129,12 @@ def validate(
         ),
     ] = False,
 ) -> None:
-    """Check the configuration as plan does: syntax, references, resource types,
-    attributes and their types, lifecycle keys. Reads no state and contacts no host;
-    variables and other resources' values count as unknown.
+    """Check the configuration as plan does, without reading state or contacting hosts.
 
-    Example: kplan validate -json -chdir examples/lab
+    Checks syntax, references, resource types, attributes and their types, lifecycle
+    keys and triggers; variables and other resources' values count as unknown.
+
+    Example: kplan validate -json -chdir examples/quickstart
     """
     if not json_out:
         found = _validate(chdir)

@@ -171,7 +171,7 @@ def _pos(positions: Positions | None, path: Path, text: str, offset: int) -> Sou
         return None
     base = positions.at(path)
     if offset and "\n" not in text[:offset] and tuple(path) in positions.nodes:
-        return SourcePos(base.file, base.line, base.col + offset)
+        return SourcePos(base.file, base.line, base.col + base.text_offset + offset)
     return base
 
 

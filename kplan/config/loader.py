@@ -25,7 +25,7 @@ from kplan.config.catalog import PREFIX as CATALOG_PREFIX
 from kplan.config.catalog import Catalogs
 from kplan.config.model import ModuleCall, ModuleConfig, Settings
 from kplan.config.yamlpos import YamlDoc, group_positions, read_yaml
-from kplan.diagnostics import Diagnostics, SourcePos
+from kplan.diagnostics import Diagnostics, SourcePos, did_you_mean
 
 __all__ = ["FILE_SUFFIX", "SECTIONS", "default_catalog_dir", "load_module"]
 
@@ -75,7 +75,7 @@ def _collect(doc: YamlDoc, merged: _Sections, root: bool, diags: Diagnostics) ->
         if section not in SECTIONS:
             diags.error(
                 f"unknown top-level key {section!r}",
-                f"expected one of: {', '.join(SECTIONS)}",
+                f"{did_you_mean(section, SECTIONS)}expected one of: {', '.join(SECTIONS)}",
                 key_pos,
                 code="unknown-section",
             )

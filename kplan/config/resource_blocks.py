@@ -132,8 +132,8 @@ def _lifecycle(entry: Entry, body: Mapping[str, Any], diags: Diagnostics) -> Lif
                 {(key, *p): pos for p, pos in relative(entry.values, (*prefix, key)).items()}
             )
             keys.update({(key, *p): pos for p, pos in relative(entry.keys, (*prefix, key)).items()})
-    if isinstance(data.get("rolling"), int | str):  # rolling: 1 or "30%" is the serial
-        data["rolling"] = {"serial": data["rolling"]}
+    if data.get("rolling") is not None and not isinstance(data["rolling"], dict):
+        data["rolling"] = {"serial": data["rolling"]}  # rolling: 1 or "30%" is the serial
     where = Where(entry.label, entry.pos, values, keys)
     block = check(shapes.LifecycleBlock, data, where, diags)
     if block is None:

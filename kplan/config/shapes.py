@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kplan.config.model import MISSING
 from kplan.config.types import describe_value
-from kplan.diagnostics import Diagnostics, SourcePos
+from kplan.diagnostics import Diagnostics, SourcePos, did_you_mean
 from kplan.values import Path
 
 __all__ = [
@@ -170,7 +170,9 @@ def _message(err: Mapping[str, Any], model: type[BaseModel], loc: Path) -> str:
     if kind == "missing":
         return "required attribute is missing"
     if kind == "extra_forbidden":
-        return f"unknown attribute; expected one of: {', '.join(_fields(model, loc[:-1]))}"
+        fields = _fields(model, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), fields) if loc else ""
+        return f"unknown attribute; {hint}expected one of: {', '.join(fields)}"
     want = _EXPECTED.get(kind)
     if want is None:
         msg = str(err.get("msg", "invalid value"))

@@ -17,7 +17,7 @@ import yaml
 
 from kplan.diagnostics import Diagnostic, SourcePos
 
-__all__ = ["unquoted_expression"]
+__all__ = ["comment_in_expression", "unclosed_expression", "unquoted_expression"]
 
 _SPACE = " \t\r\n"
 _FLOW = ",[]{}"
@@ -181,4 +181,39 @@ def unquoted_expression(
         return None  # quoting alone would not mend this line: keep libyaml's message
     detail = f"{_WHY[bracket]} (YAML says: {problem}).\nQuote it:\n    {fixed.strip()}"
     pos = SourcePos(file, line + 1, base + start - head + 1)
+    return Diagnostic.error(_WHAT[bracket], detail, pos, "yaml-unquoted-expression")
+
+
+def unclosed_expression(value: str) -> bool:
+    """Whether some ``${`` in ``value`` has no closing ``}``."""
+    i = value.find("${")
+    while i >= 0:
+        end = _expr_end(value, i)
+        if end < 0:
+            return True
+        i = value.find("${", end)
+    return False
+
+
+def comment_in_expression(
+    file: str, lines: list[str], value: str, line: int, col: int
+) -> Diagnostic | None:
+    """A diagnostic for an unquoted value at ``line``:``col`` (from 0) that a ``#`` cut short.
+
+    YAML parses ``a: ${ "x #y" }`` without error: `` #y" }`` is a comment, and the
+    value, ``${ "x``, an expression that does not end. None when that is not what
+    happened, or when quoting the value would not mend it.
+    """
+    if "${" not in value or not unclosed_expression(value) or not 0 <= line < len(lines):
+        return None
+    source = lines[line]
+    fixes = [f for f in _fixes(source) if f[0] == col]
+    if not fixes or "#" not in source[col:]:
+        return None
+    start, end, quoted, bracket = fixes[0]
+    fixed = source[:start] + quoted + source[end:]
+    if not _mends(lines, line, fixed):
+        return None
+    detail = f"{_WHY[bracket]}: here a # started a comment.\nQuote it:\n    {fixed.strip()}"
+    pos = SourcePos(file, line + 1, start + 1)
     return Diagnostic.error(_WHAT[bracket], detail, pos, "yaml-unquoted-expression")

@@ -27,7 +27,7 @@ import yaml
 from yaml import events as ev
 
 from kplan.config.model import Positions
-from kplan.config.yamlhint import unquoted_expression
+from kplan.config.yamlhint import comment_in_expression, unclosed_expression, unquoted_expression
 from kplan.diagnostics import Diagnostic, Diagnostics, SourcePos
 from kplan.values import Path
 
@@ -162,6 +162,7 @@ class _Builder:
         self.alias_nodes = 0
         self.done = False
         self.anchor_marks: list[tuple[str | None, Any]] = []
+        self.text = ""
 
     def pos(self, mark: Any) -> SourcePos:
         return SourcePos(self.doc.file, mark.line + 1, mark.column + 1)
@@ -170,6 +171,7 @@ class _Builder:
         self.diags.error(summary, detail, self.pos(mark), code)
 
     def run(self, text: str) -> None:
+        self.text = text
         parser = _Parser(text)
         handlers: dict[type, Callable[[Any], None]] = {
             ev.ScalarEvent: self.scalar,
@@ -282,7 +284,20 @@ class _Builder:
                 self.error(f"invalid {tag[len(_T) :]} {event.value!r}", event.start_mark)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
-        self.place(value, self.pos(event.start_mark), event.value, tag == _T + "merge")
+        if not event.style and "${" in event.value and unclosed_expression(event.value):
+            hint = comment_in_expression(
+                self.doc.file,
+                self.text.split("\n"),
+                event.value,
+                event.start_mark.line,
+                event.start_mark.column,
+            )
+            if hint is not None:
+                self.diags.add(hint)
+        pos = self.pos(event.start_mark)
+        if event.style in ("'", '"'):  # a position inside the text is one past the quote
+            pos = SourcePos(pos.file, pos.line, pos.col, text_offset=1)
+        self.place(value, pos, event.value, tag == _T + "merge")
 
     def open(self, event: Any, container: Any, allowed: tuple[str, ...]) -> None:
         if event.tag not in (None, "!") and event.tag not in allowed:
@@ -392,6 +407,12 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError, diags: Diagnostics) -
         if hint is not None:
             diags.add(hint)
             return
+        mark = exc.problem_mark
+        lines = text.split("\n") if "\t" in text else []
+        source = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+        if mark is not None and source[mark.column : mark.column + 1] == "\t":
+            tab = "YAML does not allow a tab here (for indentation, use spaces)"
+            detail = f"{tab}; {detail}" if detail else tab
         diags.error(f"invalid YAML: {problem}", detail, pos, code="yaml-syntax")
         return
     diags.error(f"invalid YAML: {exc}", pos=SourcePos(file, 1, 1), code="yaml-syntax")

@@ -145,8 +145,21 @@ class _Linker:
         self.diags.extend(check_syntax(raw, positions))
         for ref in references(raw, positions):
             target = self.resolve(ref, positions.base)
-            if target is not None:
+            if target is not None and not self.refers_to_itself(n, target, ref.pos):
                 self.g.connect(n, target)
+
+    def refers_to_itself(self, n: Node, target: Node, pos: SourcePos | None) -> bool:
+        """A block that reads itself: its value would need itself first (as Terraform, refused)."""
+        if target != n:
+            return False
+        self.diags.error(
+            f"{n} refers to itself",
+            "a block cannot read its own values or wait for itself; "
+            "for another instance of the same block, split it into two blocks",
+            pos,
+            code="self-reference",
+        )
+        return True
 
     def resolve(self, ref: Reference, fallback: SourcePos) -> Node | None:
         pos = ref.pos or fallback
@@ -233,7 +246,7 @@ class _Linker:
             self.diags.add(invalid_trigger(where, text, str(exc), pos))
             return
         target = self._resource((ref.type, ref.name), pos)
-        if target is not None:
+        if target is not None and not self.refers_to_itself(n, target, pos):
             self.g.connect(n, target)
         if ref.key is not None:  # e.g. [local.primary]: checked and linked as an expression
             self.link(n, "${" + ref.key + "}", Positions(pos))
@@ -253,7 +266,7 @@ class _Linker:
                 pos,
                 code="invalid-reference",
             )
-        if target is not None:
+        if target is not None and not self.refers_to_itself(n, target, pos):
             self.g.connect(n, target)
 
 

@@ -42,7 +42,7 @@ from kplan.provider_api import (
 from kplan.state.records import ResourceRecord
 from kplan.values import UNKNOWN, Secret
 
-__all__ = ["InstancePlanner", "Selection", "fresh_computed", "placed"]
+__all__ = ["InstancePlanner", "Selection", "fresh_computed", "node_matches", "placed"]
 
 _CHANGED = (Action.CREATE, Action.UPDATE, Action.REPLACE)
 # The response standing for a provider that was not asked (the instance is unchanged):
@@ -100,7 +100,7 @@ class Selection:
         for node in g.nodes:
             if node.kind != "resource":
                 continue
-            direct = any(_node_matches(t, node) for t in self.targets)
+            direct = any(node_matches(t, node) for t in self.targets)
             # A host selector can only pick instances of blocks that set `host`.
             on_hosts = bool(self.host_targets) and _sets_host(cg, node)
             if direct or on_hosts:
@@ -186,7 +186,7 @@ def _sets_host(cg: ConfigGraph, node: Node) -> bool:
     return cg.modules[node.module].resources[(type_, name)].host is not None
 
 
-def _node_matches(t: Target, node: Node) -> bool:
+def node_matches(t: Target, node: Node) -> bool:
     a = t.addr
     if isinstance(a, ModuleAddr):  # a module target: every block inside it
         names = tuple(s.name for s in a.steps)

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kplan.addrs import Key, ResourceAddr, ResourceConfigAddr, parse_resource
+from kplan.addrs import Key, ModuleAddr, ResourceAddr, ResourceConfigAddr, Target, parse_resource
 from kplan.config.model import Resource
-from kplan.diagnostics import Diagnostics, KplanError
+from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, did_you_mean
 from kplan.graph.builder import ConfigGraph, Node
 from kplan.graph.evaluate import Evaluator, Instance, collect
-from kplan.plan.decide import InstancePlanner, Selection
+from kplan.plan.decide import InstancePlanner, Selection, node_matches
 from kplan.plan.model import Action, OutputChange, Plan, PlanMode, ResourceChange
 from kplan.plan.refresh import refresh
 from kplan.plan.rolling import plan_rolls
@@ -138,7 +138,15 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
     scope = selection.scope_nodes
     if scope is None or mode is not PlanMode.NORMAL:
         return dict(inputs.records(None, None))  # a destroy must see what depends on it
+    # A target selects directly what state records even once its block (or module) is
+    # gone from the configuration, to be deleted: read those rows too. A module target
+    # may name blocks only state knows: all rows.
+    if any(isinstance(t.addr, ModuleAddr) for t in selection.targets):
+        return dict(inputs.records(None, None))
     blocks = {tuple(n.name.split(".", 1)) for n in scope if n.kind == "resource"}
+    blocks |= {
+        (t.addr.type, t.addr.name) for t in selection.targets if not isinstance(t.addr, ModuleAddr)
+    }
     only_hosts = selection.host_targets and not selection.targets and inputs.get_record
     return dict(inputs.records(blocks, set(selection.host_targets) if only_hosts else None))
 
@@ -158,9 +166,45 @@ def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnosti
         if enabled:
             gc.enable()
     try:
-        return _make_plan(inputs, options, selection, recorded)
+        plan, diags = _make_plan(inputs, options, selection, recorded)
     finally:
         gc.unfreeze()
+    if not diags.has_errors:
+        diags.extend(_unmatched_selectors(inputs, selection))
+    return plan, diags
+
+
+def _unmatched_selectors(inputs: PlanInputs, selection: Selection) -> list[Diagnostic]:
+    """A warning for each -target / -exclude that names no block of the configuration
+    and nothing in the state: most likely a typo, which would otherwise plan nothing
+    (or exclude nothing) without a word."""
+    blocks = [n for n in inputs.cg.graph.nodes if n.kind == "resource"]
+    out: list[Diagnostic] = []
+    for flag, selectors in (("-target", selection.targets), ("-exclude", selection.excludes)):
+        for t in selectors:
+            if any(node_matches(t, n) for n in blocks) or _in_state(inputs, t):
+                continue
+            known = {"".join(f"module.{m}." for m in n.module) + n.name for n in blocks}
+            known |= {"module." + ".module.".join(n.module) for n in blocks if n.module}
+            what = "selects" if flag == "-target" else "keeps out"
+            out.append(
+                Diagnostic.warning(
+                    f"{flag} {t} matches nothing in the configuration or the state",
+                    f"so it {what} nothing; {did_you_mean(str(t), sorted(known))}".strip(" ;"),
+                    code="unmatched-target",
+                )
+            )
+    return out
+
+
+def _in_state(inputs: PlanInputs, t: Target) -> bool:
+    if not callable(inputs.records):
+        records: Mapping[str, ResourceRecord] = inputs.records
+    elif isinstance(t.addr, ModuleAddr):
+        records = inputs.records(None, None)
+    else:
+        records = inputs.records({(t.addr.type, t.addr.name)}, None)
+    return any(t.matches(parse_resource(a)) for a in records)
 
 
 def _make_plan(

@@ -147,8 +147,13 @@ class HostFile(HostResourceType):
                 attr_error("vars", "vars is used only with template", code="conflicting-attributes")
             )
         source = plain(config.get("template"))
+        variables = config.get("vars") or {}
         if isinstance(source, str):
             err = template.syntax_error(source)
+            if err is None and isinstance(variables, Mapping) and contains_unknown(variables):
+                # plan renders a template whose vars are all known; until then, a name
+                # that no value can bring is found by a dry rendering.
+                err = template.undefined_name(source, variables)
             if err is not None:
                 diags.append(
                     attr_error("template", f"template {err.text()}", code="template-error")

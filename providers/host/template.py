@@ -22,9 +22,9 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from kplan.config.functions_io import template_line
-from kplan.values import SENSITIVE_TEXT, Secret, contains_secret, reveal
+from kplan.values import SENSITIVE_TEXT, UNKNOWN, Secret, contains_secret, reveal
 
-__all__ = ["RenderError", "Rendered", "mask_like", "render", "syntax_error"]
+__all__ = ["RenderError", "Rendered", "mask_like", "render", "syntax_error", "undefined_name"]
 
 _NAME = "<template>"
 # The one error message that holds only a name from the template's source text.
@@ -69,6 +69,90 @@ def syntax_error(source: str) -> RenderError | None:
         _compile(source)
     except jinja2.TemplateSyntaxError as exc:
         return RenderError(f"syntax error: {exc.message}", exc.lineno)
+    return None
+
+
+class _Indeterminate(Exception):
+    """The dry rendering reached a choice that depends on a value not known yet."""
+
+
+class _Placeholder:
+    """A value known only later, in a dry rendering: any operation gives another one.
+
+    A choice made on it (``if``, a loop over it, a comparison's truth) stops the
+    rendering: what follows may or may not be rendered once the value is known.
+    """
+
+    def __getattr__(self, name: str) -> _Placeholder:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> _Placeholder:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Placeholder:
+        return self
+
+    def _op(self, *other: Any) -> _Placeholder:
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _op
+    __pow__ = __rpow__ = __neg__ = __pos__ = __lt__ = __le__ = __gt__ = __ge__ = _op
+    __eq__ = __ne__ = _op  # type: ignore[assignment]
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise _Indeterminate
+
+    def __iter__(self) -> Any:
+        raise _Indeterminate
+
+    def __len__(self) -> int:
+        raise _Indeterminate
+
+    def __contains__(self, item: Any) -> bool:
+        raise _Indeterminate
+
+    def __str__(self) -> str:
+        return ""
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+
+_PLACEHOLDER = _Placeholder()
+
+
+def _placeholders(value: Any) -> Any:
+    if value is UNKNOWN or isinstance(value, Secret):
+        return _PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def undefined_name(source: str, variables: Mapping[str, Any]) -> RenderError | None:
+    """A name the template uses that ``variables`` lacks, found before all values are known.
+
+    The template is rendered with each unknown (or secret) value replaced by a
+    placeholder; the rendering stops at the first choice that depends on one, so
+    only names that the real rendering would certainly miss are reported.
+    """
+    try:
+        _compile(source).render(_placeholders(dict(variables)))
+    except jinja2.UndefinedError as exc:
+        m = _UNDEFINED_NAME.fullmatch(str(exc))
+        if m is not None and m[1] not in variables:
+            return RenderError(str(exc), template_line(exc, _NAME))
+    except Exception:  # a placeholder in a filter, a choice on one: no verdict
+        pass
     return None
 
 

@@ -56,7 +56,7 @@ def test_a_misspelt_attribute_is_an_error_with_its_place_and_the_expected_names(
         'missing required attribute "content" for local_file @ main.kp.yaml:4:5',
         'unsupported attribute "contnet" for local_file @ main.kp.yaml:5:14',
     ]
-    assert "expected one of: content, mode, path" in proc.stderr
+    assert 'did you mean "content"? expected one of: content, mode, path' in proc.stderr
     assert "Traceback" not in proc.stderr
     # The same errors, in the same words, as plan gives.
     plan = run_kplan(root, "plan")
@@ -81,7 +81,8 @@ def test_a_misspelt_attribute_is_an_error_with_its_place_and_the_expected_names(
         ),
         (
             "local_file.a: {path: out/a, content: x, lifecycle: {prevent_destory: true}}",
-            "resources.local_file.a.prevent_destory: unknown attribute; expected one of: "
+            "resources.local_file.a.prevent_destory: unknown attribute; "
+            'did you mean "prevent_destroy"? expected one of: '
             "ignore_changes, prevent_destroy, replace_on, restart_on, rolling "
             "@ main.kp.yaml:3:55",
         ),
@@ -287,3 +288,29 @@ def test_json_carries_the_provider_checks(tmp_path: Path) -> None:
     assert doc["valid"] is False and doc["error_count"] == 2
     found = {(d["code"], d["range"]["start"]["line"]) for d in doc["diagnostics"]}
     assert found == {("missing-attribute", 3), ("unsupported-attribute", 4)}
+
+
+@pytest.mark.parametrize(
+    ("content", "col"),
+    [("echo ${HOME}", 19), ('"echo ${HOME}"', 20), ("'echo ${HOME}'", 20)],
+    ids=["plain", "double-quoted", "single-quoted"],
+)
+def test_an_expression_error_points_at_its_dollar_in_quoted_strings_too(
+    tmp_path: Path, content: str, col: int
+) -> None:
+    # "    content: " is 13 columns: the text starts at 14, or at 15 past a quote.
+    main = f"resources:\n  local_file.a:\n    path: out/a\n    content: {content}\n"
+    (tmp_path / "main.kp.yaml").write_text(main)
+    proc = run_kplan(tmp_path, "validate")
+    assert errors(proc) == [f'"HOME" is not a valid reference @ main.kp.yaml:4:{col}']
+    assert main.splitlines()[3][col - 1 :].startswith("${HOME}")
+    rng = json.loads(run_kplan(tmp_path, "validate", "-json").stdout)["diagnostics"][0]["range"]
+    assert (rng["start"]["column"], rng["end"]["column"]) == (col, col + len("${HOME}"))
+
+
+def test_a_misspelt_resource_type_gets_a_suggestion(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text("resources:\n  local_fil.a: {path: a, content: x}\n")
+    for command in ("validate", "plan"):
+        proc = run_kplan(tmp_path, command)
+        assert errors(proc) == ['unknown resource type "local_fil" @ main.kp.yaml:2:3']
+        assert 'did you mean "local_file"? installed providers serve: ' in proc.stderr

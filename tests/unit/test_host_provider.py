@@ -259,6 +259,34 @@ def test_undefined_template_variable_names_the_line(lab: Lab) -> None:
     assert "line 2" in d.summary and "'missing' is undefined" in d.summary
 
 
+def test_an_undefined_template_name_is_found_while_a_var_is_unknown(lab: Lab) -> None:
+    # A generated password is unknown until apply: the template cannot be rendered,
+    # but a name no var brings is an error now, not half-way through the apply.
+    source = "[db]\npassword = {{ pw }}\nport = {{ port + 1 }}\nhost = {{ hots }}\n"
+    config = {"path": "/x", "template": source, "vars": {"pw": UNKNOWN, "port": 5}}
+    (d,) = errors(lab.validate("host_file", config))
+    assert d.code == "template-error" and d.attribute == ("template",)
+    assert "line 4" in d.summary and "'hots' is undefined" in d.summary
+    secret = {**config, "vars": {"pw": Secret("s3cret"), "port": UNKNOWN}}
+    (d,) = errors(lab.validate("host_file", secret))
+    assert "'hots' is undefined" in d.summary and "s3cret" not in d.summary
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if tls %}{{ cert }}{% endif %}",  # cert may be needed only when tls is true
+        "{% for h in hosts %}{{ h }}{% endfor %}{{ later }}",
+        "{% if cert is defined %}{{ cert }}{% endif %}{{ pw | default('x') }}{{ pw.a[0] }}",
+        "{{ pw | upper }}{{ port * 2 }}{% set q = 1 %}{{ q }}{{ range(3) | list }}",
+    ],
+)
+def test_a_dry_rendering_reports_nothing_it_cannot_be_sure_of(lab: Lab, source: str) -> None:
+    config = {"path": "/x", "template": source}
+    config["vars"] = {"tls": UNKNOWN, "hosts": UNKNOWN, "pw": UNKNOWN, "port": UNKNOWN}
+    assert lab.validate("host_file", config) == [], source
+
+
 def test_template_sandbox_refuses_python_internals(lab: Lab) -> None:
     src = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
     resp = lab.plan("host_file", "h1", {"path": "/x", "template": src})

@@ -203,6 +203,11 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ["mod/main.kp.yaml:2:6: a value holding ${...} must be quoted here"],
     ),
     (
+        "unquoted ${} cut short by a # that YAML takes for a comment",
+        {"main.kp.yaml": 'locals:\n  m: ${ "a #b" }\n  n: ${ "c" } # a comment\n'},
+        ["mod/main.kp.yaml:2:6: a value holding ${...} must be quoted here"],
+    ),
+    (
         "duplicate key in a file",
         {"main.kp.yaml": "locals:\n  a: 1\n  a: 2\n"},
         ["mod/main.kp.yaml:3:3: duplicate key 'a': 'a' is first written at mod/main.kp.yaml:2:3"],
@@ -216,7 +221,8 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         "unknown top-level key",
         {"main.kp.yaml": "locals: {}\nresource:\n  a.b: {}\n"},
         [
-            "mod/main.kp.yaml:2:1: unknown top-level key 'resource': expected one of: kplan, "
+            "mod/main.kp.yaml:2:1: unknown top-level key 'resource': did you mean \"resources\"? "
+            "expected one of: kplan, "
             "variables, locals, hosts, groups, modules, resources, outputs"
         ],
     ),
@@ -233,7 +239,8 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         "unknown variable attribute",
         {"main.kp.yaml": "variables:\n  port:\n    type: number\n    defualt: 5\n"},
         [
-            "mod/main.kp.yaml:4:5: variables.port.defualt: unknown attribute; expected one of: "
+            "mod/main.kp.yaml:4:5: variables.port.defualt: unknown attribute; "
+            'did you mean "default"? expected one of: '
             "default, description, sensitive, type, validation"
         ],
     ),
@@ -316,6 +323,7 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "  a.c:\n    lifecycle: {rolling: {serial: '30%', batch: 2}}\n"
             "  a.d:\n    rolling: '101%'\n"
             "  a.e:\n    rolling: {}\n"
+            "  a.f:\n    rolling: 1.5\n"
         },
         [
             "mod/main.kp.yaml:3:23: resources.a.b.rolling.serial: expected a whole number ≥ 1, "
@@ -325,6 +333,8 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "mod/main.kp.yaml:7:14: resources.a.d.rolling.serial: expected a whole number ≥ 1, "
             'or a percentage from "1%" to "100%", got string "101%"',
             "mod/main.kp.yaml:9:14: resources.a.e.rolling.serial: required attribute is missing",
+            "mod/main.kp.yaml:11:14: resources.a.f.rolling.serial: expected a whole number ≥ 1, "
+            'or a percentage from "1%" to "100%", got number 1.5',
         ],
     ),
     (
@@ -606,3 +616,20 @@ def test_yaml_unquoted_expression_says_to_quote_it(text: str, where: str, correc
 def test_yaml_error_without_an_expression_keeps_the_yaml_message() -> None:
     _, diags = parse_yaml("x: {a: b: c}\ny: [${ok}\n", "f")
     assert diags.errors[0].code == "yaml-syntax"
+
+
+def test_a_hash_inside_an_unquoted_expression_gets_the_quoted_line(tmp_path: Path) -> None:
+    # YAML parses it without error: ' #b" }' is a comment, the value '${ "a'.
+    write_module(tmp_path, {"main.kp.yaml": 'locals:\n  m: ${ "a #b" } # why\n'})
+    _, diags = load_module(str(tmp_path))
+    (d,) = diags.errors
+    assert d.code == "yaml-unquoted-expression"
+    assert d.detail.endswith("here a # started a comment.\nQuote it:\n    m: '${ \"a #b\" }' # why")
+
+
+def test_a_tab_that_breaks_the_yaml_is_named(tmp_path: Path) -> None:
+    write_module(tmp_path, {"main.kp.yaml": "locals:\n  \u00e9: 1\n\tb: 2\n"})
+    _, diags = load_module(str(tmp_path))
+    (d,) = diags.errors
+    assert d.pos is not None and (d.pos.line, d.pos.col) == (3, 1)
+    assert d.detail.startswith("YAML does not allow a tab here (for indentation, use spaces)")

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kplan.config.loader import load_module
 from kplan.config.model import Positions
 from kplan.diagnostics import SourcePos
@@ -320,6 +322,33 @@ def test_cycle_is_an_error_that_prints_the_cycle(tmp_path: Path) -> None:
         "local.a → local.b → local.a" in err.detail or "local.b → local.a → local.b" in err.detail
     )
     assert err.pos is not None and err.pos.line in (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ('locals:\n  a: "x ${local.a}"\n', "local.a @ 2:9"),
+        ("resources:\n  null_resource.n:\n    count: 2\n"
+         '    triggers: {x: "${null_resource.n[0].id}"}\n', "null_resource.n @ 4:19"),
+        ("resources:\n  null_resource.n:\n    restart_on: [null_resource.n]\n",
+         "null_resource.n @ 3:18"),
+        ("resources:\n  null_resource.n:\n    depends_on: [null_resource.n]\n",
+         "null_resource.n @ 2:3"),
+    ],
+    ids=["local", "attribute", "trigger", "depends_on"],
+)  # fmt: skip
+def test_a_block_that_refers_to_itself_is_an_error(tmp_path: Path, body: str, where: str) -> None:
+    # A self-edge used to be dropped silently: a local read as "not declared", a
+    # resource as having no instances, and depends_on / restart_on on itself passed.
+    (tmp_path / "main.kp.yaml").write_text(body)
+    cfg, _ = load_module(str(tmp_path))
+    assert cfg is not None
+    _, diags = build_graph(cfg)
+    (err,) = diags.errors
+    assert err.code == "self-reference" and err.pos is not None
+    assert f"{err.summary} @ {err.pos.line}:{err.pos.col}" == where.replace(
+        " @", " refers to itself @"
+    )
 
 
 def test_undeclared_reference_names_file_line_and_column(tmp_path: Path) -> None:
