@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-__all__ = ["write_atomic"]
+__all__ = ["sync_dir", "write_atomic"]
 
 
 def write_atomic(
@@ -35,3 +35,18 @@ def write_atomic(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def sync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or link in ``path`` durable; some file systems refuse to open a
+    directory, and some to sync one: then there is nothing more to do."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

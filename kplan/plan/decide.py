@@ -33,6 +33,7 @@ from kplan.graph.evaluate import Instance
 from kplan.plan.model import Action, PlanMode, Reason, ResourceChange
 from kplan.plugins import ProviderRegistry
 from kplan.provider_api import (
+    DESTROY_BEFORE_CREATE,
     PlanRequest,
     PlanResponse,
     Provider,
@@ -279,8 +280,10 @@ class InstancePlanner:
             resp = self._provider_plan(provider, inst, prior, config)
             planned = self._adjust(dict(resp.planned), prior, schema, inst)
         action, reasons = self._decide(inst, schema, prior, planned, resp)
+        replace_order = DESTROY_BEFORE_CREATE
         if action is Action.REPLACE:
             planned = fresh_computed(planned, schema)
+            replace_order = schema.replace_order  # the order its type declares
         change = ResourceChange(
             inst.addr,
             provider.name,
@@ -292,6 +295,7 @@ class InstancePlanner:
             inst.host,
             tuple(resp.requires_replace) if action is Action.REPLACE else (),
             schema.input_attributes(),
+            replace_order,
         )
         if action in _CHANGED:
             self.changed[inst.addr.config][inst.addr.key] = change

@@ -9,7 +9,6 @@ changes a host or the state.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -178,14 +177,16 @@ def _unmatched_selectors(inputs: PlanInputs, selection: Selection) -> list[Diagn
     """A warning for each -target / -exclude that names no block of the configuration
     and nothing in the state: most likely a typo, which would otherwise plan nothing
     (or exclude nothing) without a word."""
+    if not selection.targets and not selection.excludes:
+        return []
     blocks = [n for n in inputs.cg.graph.nodes if n.kind == "resource"]
+    known = {"".join(f"module.{m}." for m in n.module) + n.name for n in blocks}
+    known |= {"module." + ".module.".join(n.module) for n in blocks if n.module}
     out: list[Diagnostic] = []
     for flag, selectors in (("-target", selection.targets), ("-exclude", selection.excludes)):
         for t in selectors:
             if any(node_matches(t, n) for n in blocks) or _in_state(inputs, t):
                 continue
-            known = {"".join(f"module.{m}." for m in n.module) + n.name for n in blocks}
-            known |= {"module." + ".module.".join(n.module) for n in blocks if n.module}
             what = "selects" if flag == "-target" else "keeps out"
             out.append(
                 Diagnostic.warning(
@@ -254,12 +255,7 @@ def _make_plan(
         diags.extend(exc.diagnostics)
         return _empty(inputs, options), diags
     plan = Plan(
-        changes=tuple(
-            sorted(
-                (_with_replace_order(c, inputs.registry) for c in changes.values()),
-                key=lambda c: c.addr.sort_key(),
-            )
-        ),
+        changes=tuple(sorted(changes.values(), key=lambda c: c.addr.sort_key())),
         outputs=outputs,
         drift=tuple(sorted(drift, key=lambda c: c.addr.sort_key())),
         mode=options.mode,
@@ -274,16 +270,6 @@ def _make_plan(
         rolls=plan_rolls(changes.values(), lambda a: _rolling(inputs.cg, a)),
     )
     return plan, diags
-
-
-def _with_replace_order(change: ResourceChange, registry: ProviderRegistry) -> ResourceChange:
-    """A replace carries the order its type declares (``ResourceSchema.replace_order``)."""
-    if change.action is not Action.REPLACE:
-        return change
-    order = registry.get(change.addr.type)[1].replace_order
-    if order == change.replace_order:
-        return change
-    return dataclasses.replace(change, replace_order=order)
 
 
 def _empty(inputs: PlanInputs, options: PlanOptions) -> Plan:
@@ -337,15 +323,19 @@ def _destroyed_outputs(
     return tuple(OutputChange(n, Action.DELETE, inputs.outputs[n], None, False) for n in names)
 
 
-def _prevents_destroy(cg: ConfigGraph, addr: ResourceAddr) -> bool:
+def _block(cg: ConfigGraph, addr: ResourceAddr) -> Resource | None:
+    """The resource block an instance comes from (None: only state knows it)."""
     cfg = cg.modules.get(tuple(s.name for s in addr.module.steps))
-    res = cfg.resources.get((addr.type, addr.name)) if cfg else None
+    return cfg.resources.get((addr.type, addr.name)) if cfg else None
+
+
+def _prevents_destroy(cg: ConfigGraph, addr: ResourceAddr) -> bool:
+    res = _block(cg, addr)
     return bool(res and res.lifecycle.prevent_destroy)
 
 
 def _rolling(cg: ConfigGraph, addr: ResourceAddr) -> Mapping[str, Any] | None:
-    cfg = cg.modules.get(tuple(s.name for s in addr.module.steps))
-    res = cfg.resources.get((addr.type, addr.name)) if cfg else None
+    res = _block(cg, addr)
     return res.lifecycle.rolling if res else None
 
 

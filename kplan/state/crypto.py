@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from kplan.diagnostics import Diagnostic, KplanError
+from kplan.fileio import sync_dir
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -233,7 +234,7 @@ def _create_key_file(path: Path) -> bytes:
             if path.exists():
                 return _read_key_file(path, str(path))
             os.rename(tmp, path)
-        _sync_dir(path.parent)
+        sync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -251,19 +252,6 @@ def _cannot_create(path: Path, exc: OSError) -> KplanError:
             code="state-key-missing",
         )
     )
-
-
-def _sync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)

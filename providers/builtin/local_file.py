@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kplan.diagnostics import Diagnostic
+from kplan.fileio import sync_dir
 from kplan.provider_api import (
     ApplyResponse,
     Attribute,
@@ -287,18 +288,4 @@ def atomic_write(path: str, data: bytes, mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(parent)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make the rename durable; some file systems refuse to open a directory: fine."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    sync_dir(parent)
