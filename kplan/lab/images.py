@@ -77,6 +77,9 @@ class Recipe:
     cmd: tuple[str, ...]
     files: tuple[tuple[str, int, str], ...] = ()  # (path, mode, content)
     setup: str = ""  # a shell script run in the chroot after the install
+    # (name, id): a system user and group made with this fixed id before the
+    # install, so that the package's own `adduser --system` keeps it.
+    users: tuple[tuple[str, int], ...] = ()
     env: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()  # `docker run IMAGE ARGS` passes ARGS to it
     description: str = ""  # one line for `kplan lab images --help`; not part of the key
@@ -90,6 +93,7 @@ class Recipe:
                 "cmd": self.cmd,
                 "files": self.files,
                 "setup": self.setup,
+                "users": self.users,
                 "env": self.env,
                 "entrypoint": self.entrypoint,
             },
@@ -98,12 +102,26 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+# Each service's user and group id in the images: Kolla's, so that files a
+# module writes for a service (owned by this id) are right at plan time, and a
+# host that kolla-ansible deployed keeps its files' owners.
+SERVICE_IDS: dict[str, int] = {
+    "glance": 42415,
+    "keystone": 42425,
+    "mysql": 42434,
+    "rabbitmq": 42439,
+    "haproxy": 42454,
+    "memcache": 42457,
+    "placement": 42482,
+}
+
 # name -> recipe. Adding an image is one entry here.
 RECIPES: dict[str, Recipe] = {
     "base": Recipe((), ("bash",), description="Debian bookworm with the base packages; runs bash"),
     "memcached": Recipe(
         ("memcached",),
         ("memcached", "-u", "memcache", "-m", "64", "-v"),
+        users=(("memcache", SERVICE_IDS["memcache"]),),
         description="memcached with 64 MB, in the foreground",
     ),
     "rsyslog": Recipe(
@@ -114,12 +132,19 @@ RECIPES: dict[str, Recipe] = {
         (),
         entrypoint=("/usr/local/bin/kplan-mariadb",),
         files=(("/usr/local/bin/kplan-mariadb", 0o755, MARIADB_ENTRYPOINT),),
+        users=(("mysql", SERVICE_IDS["mysql"]),),
         description="MariaDB server; sets up an empty data directory",
     ),
-    "rabbitmq": Recipe(("rabbitmq-server",), ("rabbitmq-server",), description="RabbitMQ server"),
+    "rabbitmq": Recipe(
+        ("rabbitmq-server",),
+        ("rabbitmq-server",),
+        users=(("rabbitmq", SERVICE_IDS["rabbitmq"]),),
+        description="RabbitMQ server",
+    ),
     "haproxy": Recipe(
         ("haproxy",),
         ("haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"),
+        users=(("haproxy", SERVICE_IDS["haproxy"]),),
         description="HAProxy reading /etc/haproxy/haproxy.cfg (mount yours)",
     ),
     "keepalived": Recipe(
@@ -131,11 +156,13 @@ RECIPES: dict[str, Recipe] = {
         ("keystone", "uwsgi-plugin-python3", "python3-pymysql", "python3-memcache"),
         ("uwsgi", "--ini", "/etc/kplan/keystone-uwsgi.ini"),
         files=(("/etc/kplan/keystone-uwsgi.ini", 0o644, KEYSTONE_UWSGI),),
+        users=(("keystone", SERVICE_IDS["keystone"]),),
         description="OpenStack Keystone's public API under uWSGI on port 5000",
     ),
     "glance": Recipe(
         ("glance-api", "python3-pymysql", "python3-memcache"),
         ("glance-api",),
+        users=(("glance", SERVICE_IDS["glance"]),),
         description="OpenStack Glance API",
     ),
 }
@@ -151,6 +178,26 @@ def catalog_text() -> str:
         + (" (default)" if name in DEFAULT_IMAGES else "")
         for name, recipe in RECIPES.items()
     )
+
+
+# Kolla's fixed ids lie above Debian's system range (100-999), where a package's
+# `adduser --system` would refuse an existing user ("not a system user"): widen it.
+_ADDUSER_RANGES = (
+    "LAST_SYSTEM_UID=59999\nLAST_SYSTEM_GID=59999\n"
+    "FIRST_UID=60000\nFIRST_GID=60000\nLAST_UID=60999\nLAST_GID=60999\n"
+)
+
+
+def _users_script(users: tuple[tuple[str, int], ...]) -> str:
+    """Shell that makes each service user and group with its fixed id."""
+    lines = [f"printf '{_ADDUSER_RANGES}' >> /etc/adduser.conf"]
+    for name, uid in users:
+        lines.append(f"groupadd --system --gid {uid} {name}")
+        lines.append(
+            f"useradd --system --uid {uid} --gid {uid} --no-create-home "
+            f"--home-dir /var/lib/{name} --shell /usr/sbin/nologin {name}"
+        )
+    return " && ".join(lines)
 
 
 # Trimmed from every image after the install.
@@ -383,6 +430,8 @@ def build_image(name: str, echo: Echo, force: bool = False) -> CachedImage:
         run(["tar", "--numeric-owner", "--xattrs", "-C", str(work), "-xf", str(rootfs)])
         with _chroot(work):
             opts = " ".join(APT_OPTS)
+            if recipe.users:
+                _in_chroot(work, _users_script(recipe.users))
             if recipe.packages:
                 pkgs = " ".join(recipe.packages)
                 install = f"apt-get {opts} install -y -q --no-install-recommends {pkgs}"
