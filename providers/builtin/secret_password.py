@@ -23,7 +23,7 @@ from kplan.provider_api import ApplyResponse, Attribute, ReadInstance, ReadRespo
 from kplan.provider_sdk import ResourceType, Target, attr_error, plain
 from kplan.values import Secret
 
-__all__ = ["MAX_LENGTH", "SPECIAL", "SecretPassword", "generate"]
+__all__ = ["MAX_LENGTH", "SPECIAL", "SecretPassword", "generate", "read_generated"]
 
 SPECIAL = "!*+-.=_~"
 MAX_LENGTH = 4096
@@ -62,6 +62,17 @@ def generate(length: int, special: bool) -> str:
     return "".join(chars)
 
 
+def read_generated(instances: Sequence[ReadInstance]) -> ReadResponse:
+    """A generated secret lives only in the state: the prior state, its value surely Secret."""
+    states: dict[str, Mapping[str, Any] | None] = {}
+    for inst in instances:
+        state = dict(inst.state)
+        if state.get("value") is not None and not isinstance(state["value"], Secret):
+            state["value"] = Secret(state["value"])
+        states[inst.address] = state
+    return ReadResponse(states=states)
+
+
 def _check_length(length: Any) -> Diagnostic | None:
     if not isinstance(length, int | float) or isinstance(length, bool):
         return None  # UNKNOWN, absent or mistyped: the generic check speaks
@@ -83,14 +94,7 @@ class SecretPassword(ResourceType[Target]):
         return [problem] if problem is not None else []
 
     def read(self, instances: Sequence[ReadInstance]) -> ReadResponse:
-        """Nothing lives outside the state: the prior state, its value surely Secret."""
-        states: dict[str, Mapping[str, Any] | None] = {}
-        for inst in instances:
-            state = dict(inst.state)
-            if state.get("value") is not None and not isinstance(state["value"], Secret):
-                state["value"] = Secret(state["value"])
-            states[inst.address] = state
-        return ReadResponse(states=states)
+        return read_generated(instances)
 
     def create_at(self, t: Target, planned: Mapping[str, Any]) -> ApplyResponse:
         length = plain(planned.get("length"))

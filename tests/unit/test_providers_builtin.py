@@ -8,6 +8,7 @@ second plan must be a no-op).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.metadata
 import json
@@ -41,7 +42,7 @@ from kplan_providers.builtin.secret_password import SPECIAL, generate
 from kplan_providers.builtin.time_sleep import DurationError, parse_duration
 
 CASES = Path(__file__).parent / "providers_cases"
-TYPES = {"local_file", "secret_password", "null_resource", "time_sleep"}
+TYPES = {"local_file", "secret_password", "secret_key", "null_resource", "time_sleep"}
 ADDR = "t.x"
 
 
@@ -461,6 +462,54 @@ def test_secret_password_read_returns_prior_and_wraps_plain() -> None:
     unwrapped = {**state, "value": state["value"].reveal()}
     got = read_one("secret_password", unwrapped)
     assert isinstance(got["value"], Secret) and got["value"] == state["value"]
+
+
+# ---- secret_key ---------------------------------------------------------------------
+
+
+def test_secret_key_is_a_fernet_key_by_default() -> None:
+    from cryptography.fernet import Fernet
+
+    resp = plan("secret_key", {})
+    assert resp.planned["value"] is UNKNOWN
+    state = apply("secret_key", "create", None, resp.planned)
+    value = state["value"]
+    assert isinstance(value, Secret) and str(value) == "(sensitive)"
+    token = Fernet(value.reveal().encode()).encrypt(b"x")  # refuses anything but 32 bytes
+    assert Fernet(value.reveal().encode()).decrypt(token) == b"x"
+    again = plan("secret_key", {}, state)
+    assert again.planned["value"] == value and list(again.requires_replace) == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "size", "decode"),
+    [
+        ("hex", 16, bytes.fromhex),
+        ("base64", 48, base64.b64decode),
+        ("base64url", 7, base64.urlsafe_b64decode),
+    ],
+)
+def test_secret_key_encodings(encoding: str, size: int, decode: Any) -> None:
+    _, state = converge("secret_key", {"encoding": encoding, "bytes": size})
+    assert len(decode(state["value"].reveal())) == size
+    action, new = converge(
+        "secret_key", {"encoding": encoding, "bytes": size, "keepers": {"r": 1}}, state
+    )
+    assert action == "replace" and new["value"] != state["value"]
+
+
+@pytest.mark.parametrize(
+    ("config", "code"),
+    [
+        ({"bytes": 0}, "invalid-bytes"),
+        ({"bytes": 2.5}, "invalid-bytes"),
+        ({"encoding": "b32"}, "invalid-encoding"),
+    ],
+)
+def test_secret_key_refuses_bad_input(config: dict[str, Any], code: str) -> None:
+    diags = provider.validate(ValidateRequest("secret_key", config)).diagnostics
+    assert [d.code for d in diags] == [code]
+    assert diags[0].attribute == (next(iter(config)),)
 
 
 # ---- null_resource ----------------------------------------------------------------
