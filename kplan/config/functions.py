@@ -84,6 +84,7 @@ _STD_NAMES = (
     "format", "join", "split", "replace", "upper", "lower", "trim", "trimspace",
     "startswith", "endswith", "substr", "indent", "tostring", "tonumber", "min", "max", "abs",
     "range", "contains", "flatten", "distinct", "sort", "toset", "zipmap", "coalesce",
+    "formatlist", "pick", "pluck",
 )  # fmt: skip
 _IO_NAMES = (
     "file", "templatefile", "base64encode", "base64decode", "sha256", "tojson", "jsondecode",

@@ -352,6 +352,45 @@ def fn_zipmap(keys: Any, values: Any) -> dict[str, Any]:
     }
 
 
+def fn_formatlist(spec: Any, *args: Any) -> list[str]:
+    """formatlist(spec, values...): format() once per element; lists go in step, other values repeat."""
+    lengths = {len(a) for a in args if isinstance(a, list)}
+    if len(lengths) > 1:
+        raise FunctionError(
+            "formatlist(): the list arguments have different lengths "
+            f"({', '.join(map(str, sorted(lengths)))}); they must match"
+        )
+    count = lengths.pop() if lengths else 1
+    return [
+        fn_format(spec, *(a[i] if isinstance(a, list) else a for a in args)) for i in range(count)
+    ]
+
+
+def fn_pick(mapping: Any, keys: Any) -> list[Any]:
+    """pick(map, keys): the values of these keys, in the order of the keys."""
+    values = want_map("pick", "map", mapping)
+    out = []
+    for i, key in enumerate(want_list("pick", "keys", keys)):
+        name = want_str("pick", f"key {i}", key)
+        if name not in values:
+            known = ", ".join(sorted(map(str, values)))
+            raise FunctionError(f'pick(): key "{name}" not found; keys: {known}')
+        out.append(values[name])
+    return out
+
+
+def fn_pluck(items: Any, key: Any) -> list[Any]:
+    """pluck(list, key): the value of one key in each map of the list."""
+    name = want_str("pluck", "key", key)
+    out = []
+    for i, item in enumerate(want_list("pluck", "list", items)):
+        element = want_map("pluck", f"element {i}", item)
+        if name not in element:
+            raise FunctionError(f'pluck(): element {i} has no key "{name}"')
+        out.append(element[name])
+    return out
+
+
 def fn_coalesce(*values: Any) -> Any:
     """coalesce(values...): the first argument that is neither null nor an empty string."""
     for value in values:
