@@ -1,4 +1,4 @@
-"""The host provider: ``host_file``, ``host_directory`` and ``host_etc_hosts``.
+"""The host provider: ``host_file``, ``host_directory``, ``host_etc_hosts``, ``host_sysctl``.
 
 Registered under the ``kplan.providers`` entry point as ``host``. Every
 instance lives on one host of the inventory (the resource's ``host:`` key);
@@ -19,6 +19,7 @@ from ._common import HostContext, no_host
 from .directory import HostDirectory
 from .etc_hosts import HostEtcHosts
 from .file import HostFile
+from .sysctl import HostSysctl
 
 __all__ = ["HostProvider", "provider"]
 
@@ -30,7 +31,14 @@ class HostProvider(TypeDispatcher):
 
     def __init__(self) -> None:
         self.ctx = HostContext()
-        super().__init__([HostFile(self.ctx), HostDirectory(self.ctx), HostEtcHosts(self.ctx)])
+        super().__init__(
+            [
+                HostFile(self.ctx),
+                HostDirectory(self.ctx),
+                HostEtcHosts(self.ctx),
+                HostSysctl(self.ctx),
+            ]
+        )
 
     def configure(self, req: ConfigureRequest) -> None:
         self.ctx.configure(req)

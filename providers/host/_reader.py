@@ -107,6 +107,21 @@ def read_failed(host: str, count: int, exc: CommandFailed, noun: str = "file") -
     )
 
 
+def fetch_all(
+    conn: Connection, host: str, paths: list[str]
+) -> tuple[list[_shell.Fetched | None] | None, list[Diagnostic]]:
+    """The content of every path on the host in one command (None: missing), or why not."""
+    try:
+        result = _shell.run_script(conn, _shell.fetch_script(paths))
+        return _shell.parse_fetch(result.text(), len(paths)), []
+    except CommandFailed as exc:
+        return None, [read_failed(host, len(paths), exc)]
+    except TransportError as exc:
+        return None, [transport_diag(exc)]
+    except ValueError as exc:
+        return None, [Diagnostic.error(f"host {host}: cannot read {paths[0]}", str(exc))]
+
+
 def ensure_parent_and_principals(
     conn: Connection, path: str, owner: str | None, group: str | None, *, parent: bool
 ) -> Diagnostic | None:

@@ -29,12 +29,12 @@ from kplan.provider_api import (
     ResourceSchema,
 )
 from kplan.provider_sdk import CREATE_BEFORE_DESTROY, States, attr_error, is_known, plain
-from kplan.transport.base import CommandFailed, Connection, TransportError
+from kplan.transport.base import CommandFailed, Connection
 from kplan.values import UNKNOWN, Path
 
 from . import _shell
-from ._common import HostResourceType, check_abs_path, transport_diag
-from ._reader import read_failed
+from ._common import HostResourceType, check_abs_path
+from ._reader import fetch_all, read_failed
 
 __all__ = ["BEGIN", "END", "HostEtcHosts", "parse_block", "replace_block"]
 
@@ -123,15 +123,9 @@ class HostEtcHosts(HostResourceType):
     def read_batch(self, host: str, insts: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
         """One fetch of every instance's file on the host."""
         paths = [str(plain(i.state.get("path")) or DEFAULT_PATH) for i in insts]
-        try:
-            result = _shell.run_script(self.ctx.connect(host), _shell.fetch_script(paths))
-            fetched = _shell.parse_fetch(result.text(), len(paths))
-        except CommandFailed as exc:
-            return {}, [read_failed(host, len(paths), exc)]
-        except TransportError as exc:
-            return {}, [transport_diag(exc)]
-        except ValueError as exc:
-            return {}, [Diagnostic.error(f"host {host}: cannot read {paths[0]}", str(exc))]
+        fetched, diags = fetch_all(self.ctx.connect(host), host, paths)
+        if fetched is None:
+            return {}, diags
         states: States = {}
         for inst, f in zip(insts, fetched, strict=True):
             if f is None:

@@ -188,9 +188,14 @@ def errors(diags: Any) -> list[Any]:
 # ---- registration -----------------------------------------------------------------
 
 
-def test_entry_point_object_serves_the_three_types() -> None:
+def test_entry_point_object_serves_the_four_types() -> None:
     assert provider.name == "host"
-    assert set(provider.schema().resources) == {"host_file", "host_directory", "host_etc_hosts"}
+    assert set(provider.schema().resources) == {
+        "host_file",
+        "host_directory",
+        "host_etc_hosts",
+        "host_sysctl",
+    }
 
 
 # ---- host_file: validate ----------------------------------------------------------
@@ -762,3 +767,79 @@ def test_etc_hosts_reads_many_hosts_in_one_command_each(lab: Lab) -> None:
 def test_parse_stat_refuses_a_truncated_reply() -> None:
     with pytest.raises(ValueError, match="no record for 1 of 2"):
         _shell.parse_stat("0 missing\n", 2)
+
+
+# ---- host_sysctl --------------------------------------------------------------------
+
+
+@pytest.fixture
+def sysctl_lab(lab: Lab) -> Lab:
+    """The provider's host_sysctl pointed at a fake /proc/sys per test (never the machine's)."""
+    kind = lab.p._types["host_sysctl"]
+    kind.proc_sys = str(lab.tmp / "proc")  # type: ignore[attr-defined]
+    kind.persist_dir = str(lab.tmp / "sysctl.d")  # type: ignore[attr-defined]
+    for name, value in (
+        ("net/ipv4/ip_nonlocal_bind", "0"),
+        ("net/ipv4/tcp_rmem", "4096\t131072\t6291456"),
+    ):
+        path = lab.tmp / "proc" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+    return lab
+
+
+def test_sysctl_sets_the_value_and_persists_it(sysctl_lab: Lab) -> None:
+    lab = sysctl_lab
+    state = lab.create("host_sysctl", "h1", {"name": "net.ipv4.ip_nonlocal_bind", "value": 1})
+    assert state["value"] == "1" and state["persist"] is True
+    assert (lab.tmp / "proc/net/ipv4/ip_nonlocal_bind").read_text() == "1\n"
+    conf = (lab.tmp / "sysctl.d/99-kplan-net.ipv4.ip_nonlocal_bind.conf").read_text()
+    assert conf.endswith("net.ipv4.ip_nonlocal_bind = 1\n")
+    # Refresh: as written, then a value changed by hand is drift.
+    (got,) = lab.read("host_sysctl", [("s", "h1", state)]).states.values()
+    assert got == state
+    (lab.tmp / "proc/net/ipv4/ip_nonlocal_bind").write_text("0\n")
+    (got,) = lab.read("host_sysctl", [("s", "h1", state)]).states.values()
+    assert got is not None and got["value"] == "0"
+    # Destroy removes the boot-time file only.
+    assert lab.apply("host_sysctl", "h1", "delete", state, None).new_state is None
+    assert not (lab.tmp / "sysctl.d/99-kplan-net.ipv4.ip_nonlocal_bind.conf").exists()
+
+
+def test_sysctl_whitespace_is_compared_as_one_space(sysctl_lab: Lab) -> None:
+    lab = sysctl_lab
+    cfg = {"name": "net.ipv4.tcp_rmem", "value": "4096  131072 6291456", "persist": False}
+    planned = lab.plan("host_sysctl", "h1", cfg).planned
+    assert planned["value"] == "4096 131072 6291456"
+    prior = {**planned}
+    (got,) = lab.read("host_sysctl", [("s", "h1", prior)]).states.values()
+    assert got == prior, "the kernel's tabs read as the configured single spaces"
+
+
+def test_sysctl_reads_every_parameter_of_a_host_in_one_command(sysctl_lab: Lab) -> None:
+    lab = sysctl_lab
+    items = [
+        (f"s{i}", "h1", {"name": n, "value": "0", "persist": True})
+        for i, n in enumerate(["net.ipv4.ip_nonlocal_bind", "net.ipv4.tcp_rmem", "net.ipv4.nope"])
+    ]
+    lab.reset()
+    states = lab.read("host_sysctl", items).states
+    assert lab.runs() == 1
+    assert states["s2"] is not None and states["s2"]["value"] is None  # no such parameter
+
+
+def test_sysctl_refuses_what_the_kernel_lacks_and_bad_input(sysctl_lab: Lab) -> None:
+    lab = sysctl_lab
+    planned = lab.plan("host_sysctl", "h1", {"name": "net.ipv4.nope", "value": "1"}).planned
+    resp = lab.apply("host_sysctl", "h1", "create", None, planned)
+    assert codes(resp.diagnostics) == ["sysctl-failed"]
+    assert "no parameter net.ipv4.nope" in resp.diagnostics[0].detail
+    assert codes(lab.validate("host_sysctl", {"name": "net ipv4", "value": "1"})) == [
+        "invalid-sysctl-name"
+    ]
+    assert codes(lab.validate("host_sysctl", {"name": "a.b", "value": True})) == [
+        "invalid-sysctl-value"
+    ]
+    assert codes(lab.validate("host_sysctl", {"name": "a.b", "value": "1\n2"})) == [
+        "invalid-sysctl-value"
+    ]
