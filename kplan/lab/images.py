@@ -159,6 +159,12 @@ RECIPES: dict[str, Recipe] = {
         users=(("keystone", SERVICE_IDS["keystone"]),),
         description="OpenStack Keystone's public API under uWSGI on port 5000",
     ),
+    "placement": Recipe(
+        ("placement-api", "uwsgi-plugin-python3", "python3-pymysql", "python3-memcache"),
+        ("uwsgi", "--ini", "/etc/placement/placement-uwsgi.ini"),
+        users=(("placement", SERVICE_IDS["placement"]),),
+        description="OpenStack Placement's API under uWSGI (mount its config at /etc/placement)",
+    ),
     "glance": Recipe(
         ("glance-api", "python3-pymysql", "python3-memcache"),
         ("glance-api",),
