@@ -1,9 +1,12 @@
 """Rolling blocks: which of a block's changes go together, and in what order.
 
 A resource with ``rolling: {serial: N}`` (or ``"P%"``) changes its instances
-in batches: the block's changed instances (deletes excepted: they go first,
-as every delete does) sorted by instance key, cut into batches of N (or P
-percent of them, rounded down, at least one). The plan records the batches
+in batches: the block's changed instances sorted by instance key, cut into
+batches of N (or P percent of them, rounded down, at least one). Deletes are
+not rolled (they go first, as every delete does), nor are creates: a new
+instance serves nobody yet, so a fresh deploy starts every instance at once,
+and a cluster whose members must find each other to start (Galera, RabbitMQ)
+can. The plan records the batches
 (:class:`~kplan.plan.model.Roll`); apply follows them exactly. Nothing here
 talks to providers or reads files.
 """
@@ -34,7 +37,7 @@ def plan_rolls(
     """The rolls of the blocks that ask for one, sorted by block address."""
     blocks: dict[str, tuple[Mapping[str, Any], list[ResourceAddr]]] = {}
     for c in changes:
-        if not c.action.is_change or c.action is Action.DELETE:
+        if not c.action.is_change or c.action in (Action.DELETE, Action.CREATE):
             continue
         rolling = rolling_of(c.addr)
         if not rolling or "serial" not in rolling:

@@ -103,7 +103,12 @@ class MemoryRecorder:
 
 
 def plan_and_apply(
-    tmp_path: Path, yaml: str, provider: FakeTasks, parallelism: int = 10
+    tmp_path: Path,
+    yaml: str,
+    provider: FakeTasks,
+    parallelism: int = 10,
+    records: dict[str, ResourceRecord] | None = None,
+    recorder: MemoryRecorder | None = None,
 ) -> tuple[Plan, ApplyResult, list[ApplyEvent]]:
     (tmp_path / "main.kp.yaml").write_text(HOSTS + textwrap.dedent(yaml))
     cfg, diags = load_module(str(tmp_path))
@@ -115,7 +120,7 @@ def plan_and_apply(
         cg=cg,
         root_dir=str(tmp_path),
         variables={},
-        records={},
+        records=dict(records or {}),
         outputs={},
         registry=registry,
         workspace="default",
@@ -130,9 +135,9 @@ def plan_and_apply(
         plan,
         cg=cg,
         variables={},
-        records={},
+        records=dict(records or {}),
         registry=registry,
-        recorder=MemoryRecorder(),
+        recorder=recorder if recorder is not None else MemoryRecorder(),
         root_dir=str(tmp_path),
         parallelism=parallelism,
         notify=events.append,
@@ -328,10 +333,30 @@ resources:
   fake_task.svc:
     for_each: {a: 1, b: 2, c: 3, d: 4, e: 5}
     host: ${each.key}
+    input: 2
     rolling: {serial: 2}
   fake_task.other:
     for_each: {a: 1, b: 2}
+    input: 2
 """
+
+
+def deployed(tmp_path: Path, yaml: str) -> dict[str, ResourceRecord]:
+    """The records of YAML applied with input 1 (creates: they do not roll)."""
+    recorder = MemoryRecorder()
+    plan, result, _ = plan_and_apply(
+        tmp_path, yaml.replace("input: 2", "input: 1"), FakeTasks(), recorder=recorder
+    )
+    assert result.ok and plan.rolls == ()
+    return recorder.rows
+
+
+def roll(
+    tmp_path: Path, yaml: str, fake: FakeTasks, parallelism: int = 10
+) -> tuple[Plan, ApplyResult, list[ApplyEvent]]:
+    """YAML's input 1 -> 2 on a deployed configuration: every instance an update."""
+    records = deployed(tmp_path, yaml)
+    return plan_and_apply(tmp_path, yaml, fake, parallelism, records=records)
 
 
 def batches_of(plan: Plan) -> list[list[str]]:
@@ -354,7 +379,7 @@ def pairs_meet() -> Callable[[str], None]:
 def test_rolling_changes_batch_after_batch_in_key_order(tmp_path: Path) -> None:
     meet = pairs_meet()
     fake = FakeTasks(lambda req: meet(req.address))
-    plan, result, _ = plan_and_apply(tmp_path, ROLLING, fake, parallelism=10)
+    plan, result, _ = roll(tmp_path, ROLLING, fake)
     assert result.ok
     batches = batches_of(plan)
     assert batches == [
@@ -377,7 +402,7 @@ def test_a_failed_batch_stops_the_roll(tmp_path: Path) -> None:
         return error("health gate failed") if req.address == 'fake_task.svc["c"]' else None
 
     fake = FakeTasks(hook)
-    _, result, _ = plan_and_apply(tmp_path, ROLLING, fake, parallelism=10)
+    _, result, _ = roll(tmp_path, ROLLING, fake)
     assert set(result.failed) == {'fake_task.svc["c"]'}
     assert {'fake_task.svc["a"]', 'fake_task.svc["b"]', 'fake_task.svc["d"]'} <= done(result)
     assert 'fake_task.svc["e"]' in result.not_started
@@ -391,7 +416,7 @@ def test_a_roll_stops_at_a_down_host_while_other_blocks_go_on(tmp_path: Path) ->
         return None
 
     fake = FakeTasks(hook)
-    _, result, _ = plan_and_apply(tmp_path, ROLLING, fake, parallelism=10)
+    _, result, _ = roll(tmp_path, ROLLING, fake)
     assert done(result) == {
         'fake_task.svc["b"]',
         'fake_task.other["a"]',
@@ -402,12 +427,12 @@ def test_a_roll_stops_at_a_down_host_while_other_blocks_go_on(tmp_path: Path) ->
 
 def test_rolling_percent_and_serial_one(tmp_path: Path) -> None:
     yaml = ROLLING.replace("{serial: 2}", '"40%"')
-    plan, result, _ = plan_and_apply(tmp_path, yaml, FakeTasks())
+    plan, result, _ = roll(tmp_path, yaml, FakeTasks())
     assert result.ok
     assert [len(b) for b in batches_of(plan)] == [2, 2, 1]
     assert plan.rolls[0].serial == "40%"
     fake = FakeTasks()
-    plan, result, _ = plan_and_apply(tmp_path, ROLLING.replace("{serial: 2}", "1"), fake)
+    plan, result, _ = roll(tmp_path, ROLLING.replace("{serial: 2}", "1"), fake)
     assert [len(b) for b in batches_of(plan)] == [1] * 5
     svc = [(k, a) for k, a in fake.log if "svc" in a]
     assert svc == [(k, f'fake_task.svc["{x}"]') for x in "abcde" for k in ("start", "end")]

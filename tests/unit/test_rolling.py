@@ -30,6 +30,7 @@ def test_only_changes_of_rolling_blocks_roll_in_key_order() -> None:
         _change("svc", "c"),
         _change("svc", "a"),
         _change("svc", "b", Action.DELETE),  # deletes go first, outside the roll
+        _change("svc", "f", Action.CREATE),  # a new instance serves nobody: not rolled
         _change("svc", "d", Action.NOOP),
         _change("svc", "e", Action.REPLACE),
         _change("other", "a"),
