@@ -42,6 +42,18 @@ def run_kplan(
     return proc
 
 
+def plan_changes(cwd: Path) -> dict[str, list[str]]:
+    """Address → actions of every change ``kplan plan -json`` plans (no-ops left out)."""
+    import json
+
+    plan = json.loads(run_kplan(cwd, "plan", "-json", check=True).stdout)
+    return {
+        rc["address"]: rc["change"]["actions"]
+        for rc in plan["resource_changes"]
+        if rc["change"]["actions"] != ["no-op"]
+    }
+
+
 @pytest.fixture
 def module_copy(tmp_path: Path) -> Callable[[str], Path]:
     def copy(name: str) -> Path:

@@ -8,7 +8,6 @@ directory on the hosts (never the hosts' real /etc/hosts).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kplan.provider_api import ConfigureRequest, HostInfo, ReadInstance, ReadReq
 from kplan.transport.base import Connection
 from kplan.transport.ssh import SSHConnection
 from kplan_providers.host import HostProvider
-from tests.e2e.conftest import run_kplan
+from tests.e2e.conftest import plan_changes, run_kplan
 from tests.integration.lab_fixture import Lab, lab, run_ssh
 
 __all__ = ["lab"]  # the fixture, imported for pytest
@@ -46,15 +45,6 @@ resources:
 """
 
 
-def _changes(root: Path) -> dict[str, list[str]]:
-    plan = json.loads(run_kplan(root, "plan", "-json", check=True).stdout)
-    return {
-        rc["address"]: rc["change"]["actions"]
-        for rc in plan["resource_changes"]
-        if rc["change"]["actions"] != ["no-op"]
-    }
-
-
 def test_host_provider_over_ssh(lab: Lab, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -67,7 +57,7 @@ def test_host_provider_over_ssh(lab: Lab, tmp_path: Path) -> None:
             run_ssh(c, f"printf '127.0.0.1 localhost\\n' > {BASE}/{h.name}/hosts")
     run_kplan(root, "init", check=True)
     run_kplan(root, "apply", "-auto-approve", check=True)
-    assert _changes(root) == {}
+    assert plan_changes(root) == {}
 
     h = lab.hosts[0]
     with lab.ssh(h) as c:
@@ -88,13 +78,13 @@ def test_host_provider_over_ssh(lab: Lab, tmp_path: Path) -> None:
     plan = run_kplan(root, "plan", check=True).stdout
     assert "content changed outside kplan; restoring it" in plan
     assert "+ edited" in plan or "- edited" in plan
-    assert _changes(root) == {
+    assert plan_changes(root) == {
         f'host_file.conf["{h.name}"]': ["update"],
         f'host_directory.conf["{h.name}"]': ["update"],
         f'host_etc_hosts.all["{h.name}"]': ["update"],
     }
     run_kplan(root, "apply", "-auto-approve", check=True)
-    assert _changes(root) == {}
+    assert plan_changes(root) == {}
     with lab.ssh(h) as c:
         _, inode_after, _ = run_ssh(c, f"stat -c %i {BASE}/{h.name}/hosts")
         assert inode_after == inode
