@@ -158,13 +158,16 @@ def fresh_computed(planned: Mapping[str, Any], schema: ResourceSchema) -> dict[s
 
 
 def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
-    """Every configured attribute equals its recorded value, every omitted one its default."""
+    """Every configured attribute equals its recorded value, every omitted one its default
+    (``connection`` attributes are not compared)."""
     attrs = schema.attributes
     for name, value in config.items():
-        if name not in attrs or prior.get(name) != value:
+        if name not in attrs or (prior.get(name) != value and not attrs[name].connection):
             return False
     for name, attr in attrs.items():
-        if name not in config and not attr.computed and prior.get(name) != attr.default:
+        if name in config or attr.computed or attr.connection:
+            continue
+        if prior.get(name) != attr.default:
             return False
     return True
 
@@ -409,6 +412,8 @@ class InstancePlanner:
             attr = schema.attributes.get(k)
             if attr is not None and attr.compared_via:
                 continue  # an input: its result (the rendered content) is what counts
+            if attr is not None and attr.connection:
+                continue  # how the object is reached, not the object
             if attr is not None and attr.computed and not attr.optional:
                 if planned.get(k) is UNKNOWN:
                     unknown.append(k)
