@@ -90,7 +90,8 @@ class Attribute:
     normalized: bool = False
     # How the provider reaches the object (an API's URL and credentials), not a property
     # of it: never compared, so a change of it alone is no change (a rotated admin
-    # password changes no keystone project). Recorded with the object's next change.
+    # password changes no keystone project). Recorded with the object's next change; the
+    # provider's plan may still give a reason to record it now (PlanResponse.reasons).
     connection: bool = False
 
 

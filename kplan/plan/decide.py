@@ -158,16 +158,13 @@ def fresh_computed(planned: Mapping[str, Any], schema: ResourceSchema) -> dict[s
 
 
 def _unchanged(schema: ResourceSchema, prior: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
-    """Every configured attribute equals its recorded value, every omitted one its default
-    (``connection`` attributes are not compared)."""
+    """Every configured attribute equals its recorded value, every omitted one its default."""
     attrs = schema.attributes
     for name, value in config.items():
-        if name not in attrs or (prior.get(name) != value and not attrs[name].connection):
+        if name not in attrs or prior.get(name) != value:
             return False
     for name, attr in attrs.items():
-        if name in config or attr.computed or attr.connection:
-            continue
-        if prior.get(name) != attr.default:
+        if name not in config and not attr.computed and prior.get(name) != attr.default:
             return False
     return True
 
