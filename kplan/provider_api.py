@@ -88,6 +88,11 @@ class Attribute:
     # The provider plans a configured value in a canonical spelling ("644" → "0644").
     # Without it, a plan that changes a known configured value is refused as invalid.
     normalized: bool = False
+    # How the provider reaches the object (an API's URL and credentials), not a property
+    # of it: never compared, so a change of it alone is no change (a rotated admin
+    # password changes no keystone project). Recorded with the object's next change; the
+    # provider's plan may still give a reason to record it now (PlanResponse.reasons).
+    connection: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,10 @@ class ResourceSchema:
 
     def sensitive_attributes(self) -> list[str]:
         return [n for n, a in self.attributes.items() if a.sensitive]
+
+    def connection_attributes(self) -> frozenset[str]:
+        """Attributes that say how to reach the object (``Attribute.connection``)."""
+        return frozenset(n for n, a in self.attributes.items() if a.connection)
 
     def input_attributes(self) -> tuple[str, ...]:
         """Attributes compared through what they feed (``Attribute.compared_via``)."""
@@ -311,8 +320,9 @@ def default_plan(schema: ResourceSchema, req: PlanRequest) -> PlanResponse:
     """The usual plan: config plus defaults; computed values kept while nothing changes.
 
     A computed attribute keeps its prior value when no configured attribute
-    changed, and becomes UNKNOWN otherwise. ``force_new`` attributes that
-    differ from the prior state are reported in ``requires_replace``.
+    changed (``connection`` attributes do not count), and becomes UNKNOWN
+    otherwise. ``force_new`` attributes that differ from the prior state are
+    reported in ``requires_replace``.
     """
     planned: dict[str, Any] = {}
     for name, attr in schema.attributes.items():
@@ -325,7 +335,7 @@ def default_plan(schema: ResourceSchema, req: PlanRequest) -> PlanResponse:
     configured = [
         n
         for n, a in schema.attributes.items()
-        if not a.computed or (a.optional and req.config.get(n) is not None)
+        if not a.connection and (not a.computed or (a.optional and req.config.get(n) is not None))
     ]
     changed = prior is None or any(prior.get(n) != planned.get(n) for n in configured)
     for name, attr in schema.attributes.items():

@@ -409,6 +409,8 @@ class InstancePlanner:
             attr = schema.attributes.get(k)
             if attr is not None and attr.compared_via:
                 continue  # an input: its result (the rendered content) is what counts
+            if attr is not None and attr.connection:
+                continue  # how the object is reached, not the object
             if attr is not None and attr.computed and not attr.optional:
                 if planned.get(k) is UNKNOWN:
                     unknown.append(k)

@@ -25,13 +25,23 @@ from kplan.provider_api import (
     ApplyRequest,
     ApplyResponse,
     Attribute,
+    PlanRequest,
     Provider,
     ProviderSchema,
     ReadRequest,
     ReadResponse,
     ResourceSchema,
+    default_plan,
 )
 from kplan.state.records import ResourceRecord
+from kplan.values import UNKNOWN
+
+# An object behind an API: `auth` says how to reach it, and is no part of it.
+REMOTE_ATTRS = {
+    "name": Attribute("string", required=True),
+    "auth": Attribute("map", optional=True, connection=True),
+    "id": Attribute("string", computed=True),
+}
 
 
 class FakeContainers(Provider):
@@ -59,6 +69,7 @@ class FakeContainers(Provider):
                         "id": Attribute("string", computed=True),
                     },
                 ),
+                "fake_remote": ResourceSchema("fake_remote", REMOTE_ATTRS),
             }
         )
 
@@ -470,3 +481,54 @@ def test_a_replace_carries_the_order_its_type_declares(tmp_path: Path) -> None:
     again = read_planfile(str(saved), _Box(), plan.lineage)
     saved_orders = {c.address: c.replace_order for c in again.changes}
     assert saved_orders == {c.address: c.replace_order for c in plan.changes if c.action.is_change}
+
+
+REMOTE = """
+variables:
+  password: {type: string, default: "new-admin-pw"}
+  description: {type: string, default: "one"}
+resources:
+  fake_remote.project:
+    name: "${var.description}"
+    auth: {url: "http://new:5000", password: "${var.password}"}
+"""
+REMOTE_STATE = {
+    "fake_remote.project": {
+        "name": "one",
+        "auth": {"url": "http://old:5000", "password": "old-admin-pw"},
+        "id": "p1",
+    }
+}
+
+
+def test_a_connection_attribute_changed_alone_is_no_change(tmp_path: Path) -> None:
+    plan, diags = plan_of(tmp_path, REMOTE, REMOTE_STATE)
+    assert not diags.has_errors
+    assert actions(plan) == {}
+    assert [c.action for c in plan.changes] == [Action.NOOP]
+
+
+def test_a_connection_attribute_is_never_a_reason(tmp_path: Path) -> None:
+    renamed = REMOTE.replace('default: "one"', 'default: "two"')
+    plan, _ = plan_of(tmp_path, renamed, REMOTE_STATE)
+    (change,) = plan.changes
+    assert change.action is Action.UPDATE
+    assert [r.message for r in change.reasons] == ["name changed"]
+    # The new way to reach it is what the update records.
+    assert change.after is not None and change.after["auth"]["url"] == "http://new:5000"
+
+
+def test_default_plan_keeps_computed_values_when_only_the_connection_changed() -> None:
+    schema = ResourceSchema("fake_remote", REMOTE_ATTRS)
+    prior = REMOTE_STATE["fake_remote.project"]
+    config = {"name": "one", "auth": {"url": "http://new:5000"}}
+    resp = default_plan(
+        schema, PlanRequest("fake_remote", "fake_remote.project", None, prior, config)
+    )
+    assert resp.planned["id"] == "p1"
+    assert resp.planned["auth"] == {"url": "http://new:5000"}
+    renamed = {**config, "name": "two"}
+    resp = default_plan(
+        schema, PlanRequest("fake_remote", "fake_remote.project", None, prior, renamed)
+    )
+    assert resp.planned["id"] is UNKNOWN

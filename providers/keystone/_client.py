@@ -1,0 +1,310 @@
+"""The keystone provider's one way to Keystone: auth, sessions and error translation.
+
+:class:`Auth` is the ``auth`` attribute every type takes, parsed and checked.
+:class:`Clients` keeps one keystoneauth1 session per distinct ``auth`` for
+the run (one token, reused by every type and every call). :func:`guard` is
+the one place foreign exceptions become kplan diagnostics:
+
+    keystoneauth1 Unauthorized (the admin login)  → code ``keystone-auth`` (status 401)
+    keystoneauth1 ConnectionError (refused, DNS,
+      TLS, timeout)                               → code ``keystone-unreachable``
+    keystoneauth1 HttpError, ClientException      → code ``keystone-api``
+    an API answer >= 400 not expected by a caller → code ``keystone-api`` (its status)
+
+Every message names the auth URL and what was being done (the resource);
+passwords are replaced by ``(sensitive)`` in any text taken from an exception
+or an answer, and request bodies holding a password are never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keystoneauth1 import exceptions as ksa_exc
+from keystoneauth1 import session as ksa_session
+from keystoneauth1.identity import v3
+
+from kplan.diagnostics import Diagnostic
+from kplan.provider_sdk import Failed, attr_error, plain
+from kplan.values import UNKNOWN, Secret, contains_unknown
+
+__all__ = [
+    "API_CODE",
+    "AUTH_CODE",
+    "UNREACHABLE_CODE",
+    "Auth",
+    "Client",
+    "Clients",
+    "check_auth",
+    "guard",
+    "mask_auth",
+]
+
+UNREACHABLE_CODE = "keystone-unreachable"
+AUTH_CODE = "keystone-auth"
+API_CODE = "keystone-api"
+#: Seconds to wait for Keystone to connect or answer.
+TIMEOUT = 30.0
+
+REQUIRED_AUTH_KEYS = (
+    "auth_url",
+    "username",
+    "password",
+    "project_name",
+    "user_domain_name",
+    "project_domain_name",
+)
+OPTIONAL_AUTH_KEYS = ("region_name",)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The admin login a resource is managed with; its repr never shows the password."""
+
+    auth_url: str
+    username: str
+    password: str = field(repr=False)
+    project_name: str
+    user_domain_name: str
+    project_domain_name: str
+    region_name: str | None = None
+
+    @property
+    def api(self) -> str:
+        """The identity v3 API's root: the auth URL without a trailing ``/`` or ``/v3``."""
+        url = self.auth_url.rstrip("/")
+        return (url.removesuffix("/v3") if url.endswith("/v3") else url) + "/v3"
+
+    @classmethod
+    def parse(cls, value: Any) -> Auth:
+        """The auth in a state or a plan; :class:`Failed` when it is not usable."""
+        problem = check_auth(value)
+        if problem is not None:
+            raise Failed(problem)
+        if contains_unknown(value):
+            raise Failed(attr_error("auth", "auth is not known yet", code="invalid-auth"))
+        v = plain(value)
+        region = v.get("region_name")
+        return cls(
+            auth_url=str(v["auth_url"]),
+            username=str(v["username"]),
+            password=str(v["password"]),
+            project_name=str(v["project_name"]),
+            user_domain_name=str(v["user_domain_name"]),
+            project_domain_name=str(v["project_domain_name"]),
+            region_name=None if region is None else str(region),
+        )
+
+
+def check_auth(value: Any) -> Diagnostic | None:
+    """An error on ``auth`` unless it is a map with the keys a login needs."""
+    value = plain(value)
+    if value is None or value is UNKNOWN:
+        return None  # the generic check says what is missing; unknown is known later
+    if not isinstance(value, Mapping):
+        return attr_error(
+            "auth",
+            "auth must be a map",
+            "keys: " + ", ".join(REQUIRED_AUTH_KEYS + OPTIONAL_AUTH_KEYS),
+            code="invalid-auth",
+        )
+    missing = [k for k in REQUIRED_AUTH_KEYS if value.get(k) is None]
+    unknown = sorted(str(k) for k in value if k not in REQUIRED_AUTH_KEYS + OPTIONAL_AUTH_KEYS)
+    if missing or unknown:
+        parts = [f"missing: {', '.join(missing)}"] if missing else []
+        parts += [f"not an auth key: {', '.join(unknown)}"] if unknown else []
+        return attr_error(
+            "auth",
+            "auth is not a complete keystone login",
+            "; ".join(parts) + "\nkeys: " + ", ".join(REQUIRED_AUTH_KEYS + OPTIONAL_AUTH_KEYS),
+            code="invalid-auth",
+        )
+    return None
+
+
+def mask_auth(value: Any) -> Any:
+    """``auth`` with its password wrapped in Secret (plans and state never show it)."""
+    if not isinstance(value, Mapping):
+        return value
+    password = value.get("password")
+    if password is None or password is UNKNOWN or isinstance(password, Secret):
+        return dict(value)
+    return {**value, "password": Secret(password)}
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``(sensitive)``; one line."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "(sensitive)")
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def guard(auth: Auth, what: str, secrets: Iterable[str] = ()) -> Iterator[None]:
+    """Turn what keystoneauth1 raises into :class:`Failed` with one clear diagnostic.
+
+    ``what`` names the resource and the step ("keystone_project.demo: creating
+    project demo"); ``secrets`` are further texts to mask besides the admin password.
+    """
+    hidden = [auth.password, *secrets]
+    try:
+        yield
+    except Failed:
+        raise
+    except ksa_exc.Unauthorized:
+        raise Failed(
+            Diagnostic.error(
+                f"{what}: keystone at {auth.auth_url} refused the login in auth "
+                f'(user "{auth.username}", project "{auth.project_name}")',
+                "check auth's username, password, project_name and domain names",
+                code=AUTH_CODE,
+            ),
+            status=401,
+        ) from None
+    except ksa_exc.ConnectionError as exc:
+        raise Failed(
+            Diagnostic.error(
+                f"{what}: keystone at {auth.auth_url} is not reachable",
+                scrub(f"{type(exc).__name__}: {exc}", hidden),
+                code=UNREACHABLE_CODE,
+            )
+        ) from None
+    except ksa_exc.ClientException as exc:  # HttpError and the rest
+        status = getattr(exc, "http_status", None)
+        raise Failed(
+            Diagnostic.error(
+                f"{what}: keystone at {auth.auth_url} failed",
+                scrub(f"{type(exc).__name__}: {exc}", hidden),
+                code=API_CODE,
+            ),
+            status=status,
+        ) from None
+
+
+class Client:
+    """One keystoneauth1 session for one login: the token is fetched once and reused."""
+
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+        plugin = v3.Password(
+            auth_url=auth.api,
+            username=auth.username,
+            password=auth.password,
+            user_domain_name=auth.user_domain_name,
+            project_name=auth.project_name,
+            project_domain_name=auth.project_domain_name,
+        )
+        self.session = ksa_session.Session(auth=plugin, timeout=TIMEOUT)
+        self._domains: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: Mapping[str, Any] | None = None,
+        allow: tuple[int, ...] = (),
+        secrets: tuple[str, ...] = (),
+        authenticated: bool = True,
+    ) -> tuple[int, Any]:
+        """One request to ``API + path``: (status, decoded JSON or None).
+
+        A status >= 400 not in ``allow`` raises :class:`Failed` (``keystone-api``). A
+        body that holds a password is given in ``secrets``: it is then never logged.
+        """
+        with guard(self.auth, what, secrets):
+            resp = self.session.request(
+                self.auth.api + path,
+                method,
+                json=body,
+                raise_exc=False,
+                authenticated=authenticated,
+                log=not secrets,
+            )
+        data: Any = None
+        if resp.content:
+            try:
+                data = resp.json()
+            except ValueError:
+                data = None
+        if resp.status_code >= 400 and resp.status_code not in allow:
+            message = ""
+            if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
+                message = str(data["error"].get("message", ""))
+            raise Failed(
+                Diagnostic.error(
+                    f"{what}: keystone at {self.auth.auth_url} answered {resp.status_code}",
+                    scrub(message or resp.reason or "", [self.auth.password, *secrets]),
+                    code=API_CODE,
+                ),
+                status=resp.status_code,
+            )
+        return resp.status_code, data
+
+    def listed(self, collection: str, what: str, query: str = "") -> list[dict[str, Any]]:
+        """``GET /COLLECTION[?query]``: the objects under the collection's key."""
+        _, data = self.call("GET", f"/{collection}{query}", what)
+        items = data.get(collection) if isinstance(data, Mapping) else None
+        return [dict(i) for i in items or [] if isinstance(i, Mapping)]
+
+    def domain_id(self, domain: str, what: str) -> str:
+        """The id of a domain given by id or name (one list, remembered for the run)."""
+        with self._lock:
+            if not self._domains:
+                for d in self.listed("domains", what):
+                    self._domains.setdefault(str(d.get("name")), str(d.get("id")))
+                    self._domains[str(d.get("id"))] = str(d.get("id"))
+            found = self._domains.get(domain)
+        if found is None:
+            raise Failed(
+                Diagnostic.error(
+                    f'{what}: keystone at {self.auth.auth_url} has no domain "{domain}"',
+                    "give a domain's id or name (keystone's own is id default, name Default)",
+                    code="keystone-not-found",
+                )
+            )
+        return found
+
+
+class Clients:
+    """The sessions of a run, one per distinct login, shared by the provider's types.
+
+    It also remembers the logins Keystone refused during refresh: a resource whose
+    recorded ``auth`` was refused is planned with its configured one (see
+    :meth:`KeystoneType.plan <kplan_providers.keystone._type.KeystoneType.plan>`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[Auth, Client] = {}
+        self._refused: set[Auth] = set()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clients.clear()
+            self._refused.clear()
+
+    def get(self, auth: Auth) -> Client:
+        with self._lock:
+            client = self._clients.get(auth)
+            if client is None:
+                client = self._clients[auth] = Client(auth)
+            return client
+
+    def refused(self, auth: Auth) -> None:
+        with self._lock:
+            self._refused.add(auth)
+
+    def was_refused(self, value: Any) -> bool:
+        try:
+            auth = Auth.parse(value)
+        except Failed:
+            return False
+        with self._lock:
+            return auth in self._refused
