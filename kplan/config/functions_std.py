@@ -353,7 +353,7 @@ def fn_zipmap(keys: Any, values: Any) -> dict[str, Any]:
 
 
 def fn_formatlist(spec: Any, *args: Any) -> list[str]:
-    """formatlist(spec, values...): format() once per element; lists go in step, other values repeat."""
+    """formatlist(spec, values...): format() per element; lists go in step, others repeat."""
     lengths = {len(a) for a in args if isinstance(a, list)}
     if len(lengths) > 1:
         raise FunctionError(
