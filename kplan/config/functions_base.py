@@ -156,6 +156,24 @@ def as_secret(value: Any) -> Any:
     return Secret(value)
 
 
+def mark_sensitive(value: Any) -> Any:
+    """A sensitive variable's or output's value: Secret, also while parts are unknown.
+
+    A whole Secret cannot hold UNKNOWN (nothing unknown is ever sealed into a
+    plan or a state), so a value with unknown parts stays a map or list whose
+    known leaves are each a Secret.
+    """
+    if isinstance(value, Secret) or value is UNKNOWN:
+        return value
+    if not contains_unknown(value):
+        return Secret(value)
+    if isinstance(value, dict):
+        return {k: mark_sensitive(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_sensitive(v) for v in value]
+    return Secret(value)
+
+
 def equal(a: Any, b: Any) -> bool:
     """Equality as the language sees it: true is not 1, [1] is not [true]."""
     if isinstance(a, bool) or isinstance(b, bool):

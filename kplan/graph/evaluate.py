@@ -39,6 +39,7 @@ from kplan.config.expr import (
     evaluate_fast,
     references,
 )
+from kplan.config.functions_base import mark_sensitive
 from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resource
 from kplan.config.types import convert, parse_type
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
@@ -345,8 +346,8 @@ class Evaluator:
                 "missing-variable",
             )
         value = self._convert_var(var.name, var.type, value, var.pos)
-        if var.sensitive and not isinstance(value, Secret) and value is not UNKNOWN:
-            value = Secret(value)
+        if var.sensitive:
+            value = mark_sensitive(value)
         for rule in var.validations:
             ok = evaluate(rule.condition, {"var": {node.name: value}}, Positions(rule.pos))
             if ok is UNKNOWN:
@@ -383,8 +384,8 @@ class Evaluator:
         pos = out.pos.sub("value")
         value = evaluate(out.value, mi.scope, pos)
         self.deps[(mi.addr, "output", node.name)] = self.deps_of(mi, out.value, pos)
-        if out.sensitive and not isinstance(value, Secret) and value is not UNKNOWN:
-            value = Secret(value)
+        if out.sensitive:
+            value = mark_sensitive(value)
         if mi.addr.is_root:
             self.outputs[node.name] = (value, out.sensitive)
             return

@@ -243,3 +243,15 @@ def test_templatefile_with_secret_vars(tmp_path: Path) -> None:
     with pytest.raises(FunctionError) as info:
         call("templatefile", str(tmp_path / "bad.j2"), {"pw": Secret("hunter2")})
     assert "hunter2" not in info.value.message
+
+
+def test_a_sensitive_value_with_unknown_parts_keeps_its_known_parts_secret() -> None:
+    from kplan.config.functions_base import mark_sensitive
+    from kplan.values import contains_unknown
+
+    value = mark_sensitive({"url": "http://x", "password": UNKNOWN, "list": [1, UNKNOWN]})
+    assert value["password"] is UNKNOWN and value["list"][1] is UNKNOWN
+    assert isinstance(value["url"], Secret) and value["url"].reveal() == "http://x"
+    assert isinstance(value["list"][0], Secret)
+    whole = mark_sensitive({"a": 1})
+    assert isinstance(whole, Secret) and not contains_unknown(whole.reveal())
