@@ -78,6 +78,7 @@ def test_replace_orders_are_declared_as_each_type_replaces() -> None:
         "docker_image",
         "host_directory",
         "host_etc_hosts",
+        "host_sysctl",
         "host_file",
         "local_file",
     }
