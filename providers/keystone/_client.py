@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,17 @@ AUTH_CODE = "keystone-auth"
 API_CODE = "keystone-api"
 #: Seconds to wait for Keystone to connect or answer.
 TIMEOUT = 30.0
+# Keystone behind a load balancer answers 502/503/504, or not at all, for a
+# few seconds after it starts (the balancer has not seen it healthy yet), and
+# so does a keystone restarting: retried for this long before giving up.
+UNAVAILABLE_FOR = 60.0
+_UNAVAILABLE_STATUS = (502, 503, 504)
+_UNAVAILABLE_ERRORS = (
+    ksa_exc.ServiceUnavailable,
+    ksa_exc.BadGateway,
+    ksa_exc.GatewayTimeout,
+    ksa_exc.ConnectFailure,
+)
 
 REQUIRED_AUTH_KEYS = (
     "auth_url",
@@ -200,6 +212,7 @@ class Client:
             project_domain_name=auth.project_domain_name,
         )
         self.session = ksa_session.Session(auth=plugin, timeout=TIMEOUT)
+        self.unavailable_for = UNAVAILABLE_FOR
         self._domains: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -218,15 +231,27 @@ class Client:
         A status >= 400 not in ``allow`` raises :class:`Failed` (``keystone-api``). A
         body that holds a password is given in ``secrets``: it is then never logged.
         """
-        with guard(self.auth, what, secrets):
-            resp = self.session.request(
-                self.auth.api + path,
-                method,
-                json=body,
-                raise_exc=False,
-                authenticated=authenticated,
-                log=not secrets,
-            )
+        deadline = time.monotonic() + self.unavailable_for
+        while True:
+            with guard(self.auth, what, secrets):
+                try:
+                    resp = self.session.request(
+                        self.auth.api + path,
+                        method,
+                        json=body,
+                        raise_exc=False,
+                        authenticated=authenticated,
+                        log=not secrets,
+                    )
+                except _UNAVAILABLE_ERRORS:
+                    if time.monotonic() > deadline:
+                        raise
+                    resp = None
+            if resp is not None and (
+                resp.status_code not in _UNAVAILABLE_STATUS or time.monotonic() > deadline
+            ):
+                break
+            time.sleep(1.0)
         data: Any = None
         if resp.content:
             try:

@@ -345,6 +345,35 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreachable keystone fails at once (not after the minute a starting one gets)."""
+    monkeypatch.setattr("kplan_providers.keystone._client.UNAVAILABLE_FOR", 0.0)
+
+
+def test_keystone_behind_a_balancer_is_waited_for_while_it_answers_503(ks: tuple[str, Db]) -> None:
+    import kplan_providers.keystone._client as client
+
+    url, _ = ks
+    calls = {"n": 0}
+    real = client.ksa_session.Session.request
+
+    def flaky(self: Any, url: str, method: str, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise client.ksa_exc.ServiceUnavailable("balancer has no server up")
+        return real(self, url, method, **kw)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(client.ksa_session.Session, "request", flaky)
+    try:
+        state = create(KeystoneProvider(), "keystone_role", {"name": "waited", "auth": auth(url)})
+    finally:
+        mp.undo()
+    assert state["name"] == "waited" and calls["n"] > 2
+
+
+@pytest.mark.usefixtures("no_wait")
 def test_keystone_unreachable_is_a_diagnostic_naming_url_and_resource() -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v3"
     p = KeystoneProvider()
@@ -366,6 +395,7 @@ def test_keystone_unreachable_is_a_diagnostic_naming_url_and_resource() -> None:
     assert url in d.summary
 
 
+@pytest.mark.usefixtures("no_wait")
 def test_no_secret_in_any_diagnostic_or_log(
     ks: tuple[str, Db], caplog: pytest.LogCaptureFixture
 ) -> None:
