@@ -42,8 +42,17 @@ FORMAT = 1
 BASE_PACKAGES = ("ca-certificates", "curl", "iproute2", "netbase", "procps")
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-MARIADB_ENTRYPOINT = """#!/bin/sh
+MARIADB_ENTRYPOINT = r"""#!/bin/bash
 # kplan lab: initialise an empty data directory, then run mariadbd in the foreground.
+#
+# Galera (GALERA_ADDRESS = this node's address, GALERA_NODES = every node's):
+# join a peer that answers on 4567. With none answering, the node that may
+# start a cluster does so: one whose state Galera marked safe_to_bootstrap
+# (the last to leave a cluster stopped in order), or the GALERA_BOOTSTRAP=1
+# node when it has never been in a cluster. After a crash (no node safe),
+# every node reads its last committed position (mariadbd --wsrep-recover) and
+# offers it to the others on GALERA_RECOVERY_PORT; the most advanced (ties:
+# the lowest address) starts the cluster and the others join it.
 set -e
 datadir="${MARIADB_DATADIR:-/var/lib/mysql}"
 mkdir -p "$datadir" /run/mysqld
@@ -51,7 +60,69 @@ chown mysql:mysql "$datadir" /run/mysqld
 if [ ! -d "$datadir/mysql" ]; then
     mariadb-install-db --user=mysql --datadir="$datadir" --skip-test-db >/dev/null
 fi
-exec mariadbd --user=mysql --datadir="$datadir" --skip-name-resolve "$@"
+run() { exec mariadbd --user=mysql --datadir="$datadir" --skip-name-resolve "$@"; }
+[ -n "$GALERA_NODES" ] || run "$@"
+
+say() { echo "kplan-mariadb: $*" >&2; }
+peers=$(for p in $GALERA_NODES; do [ "$p" = "$GALERA_ADDRESS" ] || echo "$p"; done)
+offer=""
+start() { [ -z "$offer" ] || kill "$offer" 2>/dev/null || true; run "$@"; }
+peer_up() {
+    for p in $peers; do
+        if timeout 2 bash -c "echo > /dev/tcp/$p/4567" 2>/dev/null; then return 0; fi
+    done
+    return 1
+}
+grastate="$datadir/grastate.dat"
+# Never in a cluster: no Galera state yet.
+fresh=0
+[ -f "$grastate" ] || fresh=1
+safe=0
+if grep -q '^safe_to_bootstrap: *1' "$grastate" 2>/dev/null; then safe=1; fi
+port="${GALERA_RECOVERY_PORT:-4566}"
+deadline=$(( $(date +%s) + ${GALERA_WAIT:-600} ))
+mine=""
+while [ "$(date +%s)" -lt "$deadline" ]; do
+    if peer_up; then say "joining the running cluster"; start "$@"; fi
+    if [ "$safe" = 1 ] || { [ "$fresh" = 1 ] && [ "${GALERA_BOOTSTRAP:-0}" = 1 ]; }; then
+        say "no peer answers: starting a new cluster here"
+        start --wsrep-new-cluster "$@"
+    fi
+    if [ "$fresh" = 0 ] && [ -z "$mine" ]; then
+        mariadbd --user=mysql --datadir="$datadir" --wsrep-recover \
+            --log-error=/run/mysqld/recover.log >/dev/null 2>&1 || true
+        mine=$(sed -n 's/.*Recovered position: [^:]*:\(-\{0,1\}[0-9][0-9]*\).*/\1/p' \
+            /run/mysqld/recover.log | tail -1)
+        mine=${mine:--1}
+        say "recovered position $mine; offering it on port $port"
+        socat -T2 "TCP-LISTEN:$port,bind=$GALERA_ADDRESS,fork,reuseaddr" \
+            SYSTEM:"echo $mine" 2>/dev/null &
+        offer=$!
+    fi
+    if [ -n "$mine" ]; then
+        best=1
+        answered=0
+        for p in $peers; do
+            theirs=$(timeout 2 socat -T2 - "TCP:$p:$port" 2>/dev/null </dev/null || true)
+            case "$theirs" in -[0-9]*|[0-9]*) ;; *) continue ;; esac
+            answered=$((answered + 1))
+            if [ "$theirs" -gt "$mine" ]; then best=0; fi
+            if [ "$theirs" -eq "$mine" ] && \
+                [ "$(printf '%s\n%s\n' "$p" "$GALERA_ADDRESS" | sort -V | head -1)" = "$p" ]; then
+                best=0
+            fi
+        done
+        if [ "$best" = 1 ] && [ "$answered" -eq "$(echo $peers | wc -w)" ]; then
+            say "most advanced of all nodes (position $mine): starting the cluster here"
+            sleep 3  # the others read this node's position before it stops offering it
+            sed -i 's/^safe_to_bootstrap: *0/safe_to_bootstrap: 1/' "$grastate"
+            start --wsrep-new-cluster "$@"
+        fi
+    fi
+    sleep 2
+done
+say "no peer answered within ${GALERA_WAIT:-600} s, and this node may not start a cluster"
+exit 1
 """
 
 KEYSTONE_UWSGI = """[uwsgi]
@@ -128,12 +199,15 @@ RECIPES: dict[str, Recipe] = {
         ("rsyslog",), ("rsyslogd", "-n", "-iNONE"), description="rsyslogd in the foreground"
     ),
     "mariadb": Recipe(
-        ("mariadb-server",),
+        ("mariadb-server", "galera-4", "rsync", "socat"),
         (),
         entrypoint=("/usr/local/bin/kplan-mariadb",),
         files=(("/usr/local/bin/kplan-mariadb", 0o755, MARIADB_ENTRYPOINT),),
         users=(("mysql", SERVICE_IDS["mysql"]),),
-        description="MariaDB server; sets up an empty data directory",
+        # The package's postinst makes a data directory; a new volume would copy it
+        # in and look like a node that has run before. The entrypoint makes its own.
+        setup="rm -rf /var/lib/mysql/*",
+        description="MariaDB server with Galera; sets up an empty data directory",
     ),
     "rabbitmq": Recipe(
         ("rabbitmq-server",),
