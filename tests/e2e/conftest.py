@@ -22,6 +22,7 @@ def run_kplan(
     input: str | None = None,
     check: bool = False,
     env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
     full_env.update(env or {})
@@ -33,7 +34,7 @@ def run_kplan(
         capture_output=True,
         text=True,
         env=full_env,
-        timeout=120,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.e2e.conftest import REPO, run_kplan
 
-# Examples that deploy onto lab hosts run in tests/integration/test_lab_example.py,
-# which brings the lab up for them.
-ON_LAB = {"lab"}
+# Examples that deploy onto lab hosts run in a test under tests/integration
+# that brings the lab up for them.
+ON_LAB = {
+    "lab": "test_lab_example.py",
+    "openstack": "test_openstack.py",
+    "openstack-aio": "test_openstack_aio.py",
+}
 EXAMPLES = sorted(
     p.name
     for p in (REPO / "examples").iterdir()
@@ -17,10 +23,11 @@ EXAMPLES = sorted(
 
 
 def test_lab_examples_have_their_own_test() -> None:
-    tests = (REPO / "tests/integration/test_lab_example.py").read_text()
-    for name in ON_LAB:
+    for name, test in ON_LAB.items():
         assert (REPO / "examples" / name).is_dir()
-        assert f'"examples/{name}"' in tests
+        text = (REPO / "tests/integration" / test).read_text()
+        deploys = f'"examples/{name}"' in text or re.search(rf'copy_example\(\w+, "{name}"', text)
+        assert deploys, f"{test} does not deploy examples/{name}"
 
 
 def test_there_are_examples() -> None:
