@@ -3,7 +3,8 @@
 Keystone and Placement on every control host, Glance on one, behind HAProxy
 and a keepalived virtual IP: a token through the VIP, an image uploaded and
 listed back, Placement answering; a second plan changes nothing; a keystone option
-restarts keystone one host at a time and nothing else; killing the
+restarts keystone one host at a time and nothing else; a new keystone
+image runs db_sync once, then replaces keystone one host at a time; killing the
 keepalived that holds the VIP moves it to another host while tokens keep
 coming, and apply brings the killed one back. The tests run in file order
 on one lab and one copy of the example.
@@ -115,6 +116,60 @@ def test_keystone_option_restarts_keystone_one_host_at_a_time(lab3: Lab, root: P
     ], applied
     for i in range(3):
         assert started(lab3, i, "keystone") != before[(i, "keystone")]
+        for n in others:
+            assert started(lab3, i, n) == before[(i, n)], (i, n)
+    assert admin_token(root)["user"]["name"] == "admin"
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def _new_keystone_image(lab: Lab, tag: str) -> None:
+    """A keystone image with another digest (one more label), pushed as TAG: a new release."""
+    image = f"{lab.registry}/kplan/keystone"
+    sh(
+        lab,
+        0,
+        f"docker create --name kplan-upgrade {image}:bookworm >/dev/null"
+        f" && docker commit -c 'LABEL org.kplan.test=upgrade' kplan-upgrade {image}:{tag}"
+        f" >/dev/null && docker rm kplan-upgrade >/dev/null && docker push -q {image}:{tag}",
+    )
+
+
+def test_new_keystone_image_runs_db_sync_once_then_replaces_one_host_at_a_time(
+    lab3: Lab, root: Path
+) -> None:
+    _new_keystone_image(lab3, "upgrade")
+    main = root / "main.kp.yaml"
+    text = main.read_text()
+    main.write_text(
+        text.replace("      processes: 1\n", "      processes: 1\n      image_tag: upgrade\n", 1)
+    )
+    others = ("memcached", "haproxy", "keepalived", "placement_api")
+    before = {(i, n): started(lab3, i, n) for i in range(3) for n in others}
+    planned = changed(run_kplan(root, "plan", "-json", check=True).stdout)
+    assert {a: x for a, x in planned.items() if ".docker_container." in a} == {
+        f'module.keystone.docker_container.keystone["{n}"]': "replace" for n in NODES
+    }
+    assert "module.keystone.docker_job.db_sync" in planned
+    assert not any(a.startswith(("module.glance.", "module.placement.")) for a in planned)
+    applied = run_kplan(root, "apply", "-auto-approve", check=True, timeout=APPLY_TIMEOUT).stdout
+    events = [
+        line
+        for line in applied.splitlines()
+        if line.startswith(
+            ("module.keystone.docker_job.db_sync:", "module.keystone.docker_container.")
+        )
+    ]
+    # db_sync once (started, then done), before the first container is replaced;
+    # then the containers one host at a time, each done before the next begins.
+    assert [e.split(": ", 1)[0] for e in events] == [
+        "module.keystone.docker_job.db_sync",
+        "module.keystone.docker_job.db_sync",
+        *(f'module.keystone.docker_container.keystone["{n}"]' for n in NODES for _ in (1, 2)),
+    ], applied
+    assert all(" Replac" in e for e in events[2:]), events
+    for i in range(3):
+        labels = sh(lab3, i, "docker inspect -f '{{json .Config.Labels}}' keystone")
+        assert '"org.kplan.test":"upgrade"' in labels
         for n in others:
             assert started(lab3, i, n) == before[(i, n)], (i, n)
     assert admin_token(root)["user"]["name"] == "admin"
