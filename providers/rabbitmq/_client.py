@@ -26,10 +26,7 @@ Foreign failures become diagnostics here, in one place:
 from __future__ import annotations
 
 import abc
-import base64
 import contextlib
-import hashlib
-import json
 import re
 import time
 from collections import defaultdict
@@ -51,6 +48,8 @@ from kplan.provider_api import (
 from kplan.provider_sdk import Failed, Inventory, ResourceType, States, attr_error, is_known, plain
 from kplan.transport.base import UNREACHABLE_CODE, TransportError
 
+from ._definitions import Definitions
+
 __all__ = [
     "COMMON_ATTRIBUTES",
     "Ctl",
@@ -62,7 +61,6 @@ __all__ = [
     "check_common",
     "check_name",
     "normalised_plan",
-    "password_matches",
     "run_ctl",
 ]
 
@@ -267,69 +265,7 @@ def ctl_error(host: str, container: str, what: str, who: str, result: Result) ->
     )
 
 
-# ---- the definitions a refresh reads ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Definitions:
-    """What ``export_definitions`` says of users, vhosts and permissions."""
-
-    #: name → (hashing algorithm, password hash, sorted tags)
-    users: dict[str, tuple[str, str, list[str]]]
-    vhosts: set[str]
-    #: (user, vhost) → (configure, write, read)
-    permissions: dict[tuple[str, str], tuple[str, str, str]]
-
-    @classmethod
-    def parse(cls, text: str) -> Definitions:
-        doc = json.loads(text)
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        users = {}
-        for u in doc.get("users") or []:
-            tags = u.get("tags") or []
-            if isinstance(tags, str):  # before 3.9: "a,b"
-                tags = [t for t in tags.split(",") if t]
-            users[str(u["name"])] = (
-                str(u.get("hashing_algorithm") or ""),
-                str(u.get("password_hash") or ""),
-                sorted({str(t) for t in tags}),
-            )
-        vhosts = {str(v["name"]) for v in doc.get("vhosts") or []}
-        perms = {
-            (str(p["user"]), str(p["vhost"])): (
-                str(p["configure"]),
-                str(p["write"]),
-                str(p["read"]),
-            )
-            for p in doc.get("permissions") or []
-        }
-        return cls(users, vhosts, perms)
-
-
 READ = Ctl(("export_definitions", "-"), "reading definitions (export_definitions)")
-
-_HASHES: dict[str, Callable[[bytes], Any]] = {
-    "rabbit_password_hashing_sha256": hashlib.sha256,
-    "rabbit_password_hashing_sha512": hashlib.sha512,
-    "rabbit_password_hashing_md5": hashlib.md5,
-}
-
-
-def password_matches(password: str, algorithm: str, stored: str) -> bool:
-    """Whether ``stored`` (base64 of a 4-byte salt + H(salt + password)) is ``password``'s.
-
-    RabbitMQ's own scheme; an unknown algorithm or a malformed hash is no match.
-    """
-    h = _HASHES.get(algorithm)
-    try:
-        raw = base64.b64decode(stored, validate=True)
-    except ValueError:
-        return False
-    if h is None or len(raw) <= 4:
-        return False
-    salt = raw[:4]
-    return bool(h(salt + password.encode()).digest() == raw[4:])
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,8 @@ from ._client import (
     check_common,
     check_name,
     normalised_plan,
-    password_matches,
 )
+from ._definitions import password_matches
 
 __all__ = ["DRIFTED", "RabbitMQUser"]
 

@@ -38,7 +38,7 @@ from kplan.provider_api import (
 from kplan.transport.base import CommandResult, Connection
 from kplan.values import Secret
 from kplan_providers.rabbitmq import RabbitMQProvider
-from kplan_providers.rabbitmq._client import password_matches
+from kplan_providers.rabbitmq._definitions import password_matches
 from kplan_providers.rabbitmq.user import DRIFTED
 
 HOST = "mq1"
