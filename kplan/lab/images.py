@@ -125,6 +125,51 @@ say "no peer answered within ${GALERA_WAIT:-600} s, and this node may not start 
 exit 1
 """
 
+RABBITMQ_ENTRYPOINT = r"""#!/bin/bash
+# kplan lab: RabbitMQ in the foreground as the rabbitmq user.
+#
+# The Erlang cookie is read from RABBITMQ_COOKIE_FILE (default
+# /etc/rabbitmq/erlang.cookie: the mounted configuration directory) and
+# copied into the rabbitmq user's home (owner rabbitmq, mode 0400), where the
+# server and `docker exec -u rabbitmq IMAGE rabbitmqctl` both find it; without
+# that file a random cookie is made once. A node that has never run (an empty
+# mnesia directory) and is given RABBITMQ_SEED (the address of the node that
+# starts the cluster) waits until the seed answers on its AMQP port before it
+# starts, so that peer discovery joins the seed's cluster instead of
+# starting a cluster of its own (nodes created together would race).
+set -e
+home=/var/lib/rabbitmq
+cookie="${RABBITMQ_COOKIE_FILE:-/etc/rabbitmq/erlang.cookie}"
+say() { echo "kplan-rabbitmq: $*" >&2; }
+mkdir -p "$home/mnesia"
+chown rabbitmq:rabbitmq "$home" "$home/mnesia"
+if [ -f "$cookie" ]; then
+    rm -f "$home/.erlang.cookie"
+    install -o rabbitmq -g rabbitmq -m 0400 "$cookie" "$home/.erlang.cookie"
+elif [ ! -s "$home/.erlang.cookie" ]; then
+    say "no $cookie: making a random Erlang cookie (enough for a single node)"
+    (umask 0277 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$home/.erlang.cookie")
+    chown rabbitmq:rabbitmq "$home/.erlang.cookie"
+fi
+if [ -n "$RABBITMQ_SEED" ] && [ -z "$(ls -A "$home/mnesia")" ]; then
+    port="${RABBITMQ_SEED_PORT:-5672}"
+    deadline=$(( $(date +%s) + ${RABBITMQ_SEED_WAIT:-300} ))
+    say "a new node: waiting for the seed $RABBITMQ_SEED:$port"
+    until timeout 2 bash -c "echo > /dev/tcp/$RABBITMQ_SEED/$port" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            say "the seed $RABBITMQ_SEED:$port did not answer within ${RABBITMQ_SEED_WAIT:-300} s"
+            exit 1
+        fi
+        sleep 2
+    done
+    say "the seed answers: starting, to join its cluster"
+fi
+export HOME="$home"
+cd "$home"
+exec setpriv --reuid rabbitmq --regid rabbitmq --init-groups \
+    /usr/lib/rabbitmq/bin/rabbitmq-server "$@"
+"""
+
 KEYSTONE_UWSGI = """[uwsgi]
 # kplan lab: keystone's public API in the foreground, logs to stdout.
 plugins = python3
@@ -211,9 +256,14 @@ RECIPES: dict[str, Recipe] = {
     ),
     "rabbitmq": Recipe(
         ("rabbitmq-server",),
-        ("rabbitmq-server",),
+        (),
+        entrypoint=("/usr/local/bin/kplan-rabbitmq",),
+        files=(("/usr/local/bin/kplan-rabbitmq", 0o755, RABBITMQ_ENTRYPOINT),),
         users=(("rabbitmq", SERVICE_IDS["rabbitmq"]),),
-        description="RabbitMQ server",
+        # The package's postinst makes an Erlang cookie: every container of the
+        # image would share it. The entrypoint takes the one it is given.
+        setup="rm -f /var/lib/rabbitmq/.erlang.cookie && rm -rf /var/lib/rabbitmq/mnesia/*",
+        description="RabbitMQ server; the Erlang cookie from /etc/rabbitmq/erlang.cookie",
     ),
     "haproxy": Recipe(
         ("haproxy",),

@@ -43,7 +43,7 @@ def test_the_engine_never_imports_a_provider() -> None:
     assert bad == []
 
 
-@pytest.mark.parametrize("provider", ["builtin", "docker", "host", "mariadb"])
+@pytest.mark.parametrize("provider", ["builtin", "docker", "host", "mariadb", "rabbitmq"])
 def test_a_provider_imports_no_other_provider(provider: str) -> None:
     bad = []
     for path in sorted((REPO / "providers" / provider).rglob("*.py")):
