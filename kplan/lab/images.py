@@ -240,8 +240,22 @@ RECIPES: dict[str, Recipe] = {
         users=(("memcache", SERVICE_IDS["memcache"]),),
         description="memcached with 64 MB, in the foreground",
     ),
+    # jq: kplan/common's collector reads Docker's config.v2.json files with it
+    # (container id -> name) for its container log lookup table.
     "rsyslog": Recipe(
-        ("rsyslog",), ("rsyslogd", "-n", "-iNONE"), description="rsyslogd in the foreground"
+        ("rsyslog", "jq"),
+        ("rsyslogd", "-n", "-iNONE"),
+        description="rsyslogd in the foreground (imfile, mmjsonparse; jq beside it)",
+    ),
+    "cron": Recipe(
+        ("cron", "logrotate"),
+        ("cron", "-f"),
+        description="Debian's cron in the foreground, with logrotate",
+    ),
+    "toolbox": Recipe(
+        ("python3-openstackclient", "mariadb-client"),
+        ("sleep", "infinity"),
+        description="openstack and mariadb clients for `docker exec`; sleeps",
     ),
     "mariadb": Recipe(
         ("mariadb-server", "galera-4", "rsync", "socat"),

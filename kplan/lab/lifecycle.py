@@ -147,6 +147,8 @@ def _write_inventory(spec: LabSpec) -> None:
             f"    known_hosts: {spec.known_hosts}",
             "    vars:",
             f"      registry: {spec.registry}",
+            # Not /var/lib/docker: every lab host's dockerd has a data root of its own.
+            f"      docker_root: {spec.host_dir(h) / 'docker'}",
         ]
     spec.inventory.write_text("\n".join(lines) + "\n")
 
