@@ -13,6 +13,7 @@ from kplan.config.functions import FunctionError, call_function
 from kplan.config.overrides import OverrideReads
 from kplan.plan.model import Action
 from kplan.plan.planner import PlanOptions, make_plan
+from kplan.plan.render_markdown import render_plan_markdown
 from kplan.values import UNKNOWN
 from tests.unit.test_planner_golden import CASES_DIR, plan_module_diags
 
@@ -121,6 +122,22 @@ def test_the_plan_warns_of_an_unread_file_and_a_targeted_plan_does_not(
     _, tdiags = make_plan(inputs, targeted)
     assert not tdiags.has_errors
     assert [d.code for d in tdiags] == []
+    excluded = PlanOptions(refresh=False, excludes=("host:ctl2",))
+    _, ediags = make_plan(inputs, excluded)
+    assert not ediags.has_errors
+    assert [d.code for d in ediags] == []
+    _, whole = make_plan(inputs, PlanOptions(refresh=False))
+    assert [d.code for d in whole] == ["unused-override"]
+
+
+def test_the_markdown_plan_lists_where_changed_keys_come_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(os.getcwd())
+    plan, _ = plan_module_diags(_copy_case(tmp_path), {})
+    text = render_plan_markdown(plan)
+    assert "  - content: [token] expiration from config/keystone.conf" in text
+    assert "because [token]" not in text
 
 
 def test_files_read_by_every_host_leave_nothing_to_warn(
