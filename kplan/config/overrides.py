@@ -40,16 +40,19 @@ class OverrideReads:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._wanted: dict[str, set[str]] = {}
+        # By the folder's real path (one folder may be named two ways): the name it
+        # was first given by, and the names looked for in it.
+        self._wanted: dict[str, tuple[str, set[str]]] = {}
 
     def record(self, folder: str, names: list[str]) -> None:
         with self._lock:
-            self._wanted.setdefault(folder, set()).update(names)
+            entry = self._wanted.setdefault(os.path.realpath(folder), (folder, set()))
+            entry[1].update(names)
 
     def unused(self) -> list[Diagnostic]:
         """A warning for each file under a folder looked in that no config looked for."""
         with self._lock:
-            wanted = {f: sorted(n) for f, n in self._wanted.items()}
+            wanted = {shown: sorted(names) for shown, names in self._wanted.values()}
         out: list[Diagnostic] = []
         for folder in sorted(wanted):
             expected = wanted[folder]

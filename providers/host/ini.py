@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["IniError", "Merged", "Section", "merge", "parse", "values"]
+__all__ = ["Doc", "IniError", "Merged", "Section", "merge", "parse", "values"]
 
 #: (section, key): keys are compared as written, case and all.
 Key = tuple[str, str]
@@ -63,7 +63,9 @@ class Section:
 
 
 @dataclass
-class _Doc:
+class Doc:
+    """A parsed text: its lines as they are, its keys and its sections' blocks."""
+
     lines: list[str]
     entries: list[_Entry]
     sections: list[Section]
@@ -80,10 +82,10 @@ def _split(text: str, n: int) -> tuple[str, str | None]:
     return key, value
 
 
-def parse(text: str) -> _Doc:
+def parse(text: str) -> Doc:
     """The text's lines, keys and sections; raises :class:`IniError`."""
     lines = text.splitlines(keepends=True)
-    doc = _Doc(lines, [], [Section("", None, 0)])
+    doc = Doc(lines, [], [Section("", None, 0)])
     current: _Entry | None = None
     for i, raw in enumerate(lines):
         n, line = i + 1, raw.rstrip()
@@ -121,7 +123,7 @@ def _value(entries: Sequence[_Entry]) -> Value:
     return tuple(tuple(e.value) for e in entries)
 
 
-def values(doc: _Doc) -> dict[Key, Value]:
+def values(doc: Doc) -> dict[Key, Value]:
     """Each key's value, as :data:`Value`; keys in the order they first appear."""
     grouped: dict[Key, list[_Entry]] = {}
     for e in doc.entries:
@@ -143,7 +145,7 @@ class _Set:
     layer: str
 
 
-def _layer_sets(doc: _Doc) -> dict[Key, tuple[list[str], Value]]:
+def _layer_sets(doc: Doc) -> dict[Key, tuple[list[str], Value]]:
     out: dict[Key, tuple[list[str], list[_Entry]]] = {}
     for e in doc.entries:
         lines, entries = out.setdefault(e.key, ([], []))
@@ -174,7 +176,7 @@ def merge(base: str, layers: Sequence[tuple[str, str]]) -> Merged:
     return _assemble(doc, sets, have)
 
 
-def _assemble(doc: _Doc, sets: dict[Key, _Set], have: dict[Key, Value]) -> Merged:
+def _assemble(doc: Doc, sets: dict[Key, _Set], have: dict[Key, Value]) -> Merged:
     start_of = {e.start: e for e in doc.entries}
     new_by_section: dict[str, list[Key]] = {}
     for k in sets:

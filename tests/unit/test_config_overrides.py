@@ -79,6 +79,13 @@ def test_unused_files_are_warned_with_the_nearest_expected_name(folder: Path) ->
     assert "did you mean" not in warnings[2].detail
 
 
+def test_one_folder_named_two_ways_is_checked_once(folder: Path) -> None:
+    reads = OverrideReads()
+    call_function("config_overrides", ["config", ["global.conf"]], reads=reads)
+    call_function("config_overrides", [str(folder / "config"), ORDER[1:]], reads=reads)
+    assert reads.unused() == []
+
+
 def _copy_case(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     shutil.copytree(CASES_DIR / "config-overrides" / "after", root)
