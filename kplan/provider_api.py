@@ -206,6 +206,10 @@ class PlanResponse:
     # list makes the action at least an update, and stands for the attributes that
     # drifted (their "X changed outside kplan" reasons are left out: one cause, one reason).
     reasons: Sequence[str] = ()
+    # Where planned values come from, in words for people, each at the attribute it is
+    # about: ``(("content",), "[token] expiration from config/keystone.conf")``. Shown
+    # with the change when there is one (a ``source`` reason); never a cause of one.
+    notes: Sequence[tuple[Path, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from kplan.config.expr_parse import (
 )
 from kplan.config.functions import FUNCTIONS, FunctionError, call_function
 from kplan.config.functions_base import as_secret, type_name
+from kplan.config.overrides import READS_KEY
 from kplan.values import UNKNOWN, Secret
 
 __all__ = ["ROOTS", "Compiled", "Fn", "RefPath", "compile_source", "static_reference"]
@@ -213,7 +214,7 @@ def _call(node: nodes.Call) -> Fn:
     if node.kwargs or node.dyn_args or node.dyn_kwargs:
         raise Unsupported(f"{fn.usage} takes positional arguments only")
     args = [_compile(a) for a in node.args]
-    wants_dir = fn.wants_base_dir
+    wants_dir, wants_reads = fn.wants_base_dir, fn.wants_reads
 
     def call(s: Scope) -> Any:
         values = [a(s) for a in args]
@@ -221,8 +222,9 @@ def _call(node: nodes.Call) -> Fn:
         if wants_dir:
             path = s.get("path")
             base_dir = path.get("module") if isinstance(path, dict) else None
+        reads = s.get(READS_KEY) if wants_reads else None
         try:
-            return call_function(name, values, base_dir=base_dir)
+            return call_function(name, values, base_dir=base_dir, reads=reads)
         except FunctionError as exc:
             raise EvalFailure(exc.message, "function-call") from None
 

@@ -101,7 +101,7 @@ def root_value(scope: Mapping[str, Any], name: str, roots: frozenset[str]) -> An
         return _EMPTY_ROOTS[name]
     if name in _UNAVAILABLE:
         raise EvalFailure(_UNAVAILABLE[name], "unavailable-reference")
-    types = sorted(k for k in scope if k not in roots)
+    types = sorted(k for k in scope if k not in roots and ":" not in k)  # ":": kplan's own
     close = difflib.get_close_matches(name, [*types, *roots], n=1)
     hint = f'did you mean "{close[0]}"? ' if close else ""
     raise EvalFailure(

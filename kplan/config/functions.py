@@ -9,8 +9,9 @@ rules for special values before the implementation sees them:
 - Secret arguments are revealed for the call and the result is wrapped in
   :class:`~kplan.values.Secret`; an error message then hides argument values.
 
-Implementations live in ``functions_std`` (strings, numbers, collections)
-and ``functions_io`` (files, templates, encodings, networks). Never here:
+Implementations live in ``functions_std`` (strings, numbers, collections),
+``functions_io`` (files, templates, encodings, networks) and ``overrides``
+(``config_overrides``, which also records what it looked for). Never here:
 ``eval``, writes, network access, or anything non-deterministic (no uuid(),
 no timestamp()). Usable without the evaluator: ``call_function("upper", ["a"])``.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from kplan.config import functions_io as io
 from kplan.config import functions_std as std
+from kplan.config import overrides
 from kplan.config.functions_base import HAS_SECRET, HAS_UNKNOWN, FunctionError, as_secret, special
 from kplan.values import UNKNOWN, Secret, reveal
 
@@ -42,6 +44,8 @@ class Function:
     # Takes base_dir= (the module folder) to resolve relative paths.
     wants_base_dir: bool
     params: tuple[str, ...]
+    # Takes reads= (the run's OverrideReads) to record the override files it looked for.
+    wants_reads: bool = False
 
     @property
     def usage(self) -> str:
@@ -53,10 +57,11 @@ class Function:
 
 
 def _make(name: str, impl: Callable[..., Any], structural: bool = False) -> Function:
-    lo, hi, wants_base_dir, params = 0, 0, False, []
+    lo, hi, wants_base_dir, wants_reads, params = 0, 0, False, False, []
     for p in inspect.signature(impl).parameters.values():
         if p.kind is p.KEYWORD_ONLY:
             wants_base_dir = wants_base_dir or p.name == "base_dir"
+            wants_reads = wants_reads or p.name == "reads"
         elif p.kind is p.VAR_POSITIONAL:
             hi = -1
             params.append(f"{p.name}...")
@@ -67,7 +72,14 @@ def _make(name: str, impl: Callable[..., Any], structural: bool = False) -> Func
             hi += 1
             params.append(f"{p.name}?")
     return Function(
-        name, impl, lo, None if hi < 0 else hi, structural, wants_base_dir, tuple(params)
+        name,
+        impl,
+        lo,
+        None if hi < 0 else hi,
+        structural,
+        wants_base_dir,
+        tuple(params),
+        wants_reads,
     )
 
 
@@ -94,6 +106,7 @@ _PLAIN: dict[str, Callable[..., Any]] = {
     **{n: getattr(std, f"fn_{n}") for n in _STD_NAMES},
     **{n: getattr(io, f"fn_{n}") for n in _IO_NAMES},
     "jsonencode": io.fn_tojson,
+    "config_overrides": overrides.fn_config_overrides,
 }
 
 #: Every function an expression may call, by name.
@@ -122,7 +135,13 @@ def unknown_function(name: str) -> FunctionError:
     return FunctionError(f'unknown function "{name}"{hint}')
 
 
-def call_function(name: str, args: Sequence[Any], *, base_dir: str | None = None) -> Any:
+def call_function(
+    name: str,
+    args: Sequence[Any],
+    *,
+    base_dir: str | None = None,
+    reads: overrides.OverrideReads | None = None,
+) -> Any:
     """Call a library function with the UNKNOWN and Secret rules applied.
 
     Raises :class:`FunctionError` for an unknown name, a wrong argument
@@ -150,7 +169,12 @@ def call_function(name: str, args: Sequence[Any], *, base_dir: str | None = None
             secret = True
             args = [reveal(a) for a in args]
     try:
-        result = fn.impl(*args, base_dir=base_dir) if fn.wants_base_dir else fn.impl(*args)
+        if fn.wants_base_dir:
+            result = fn.impl(*args, base_dir=base_dir)
+        elif fn.wants_reads:
+            result = fn.impl(*args, reads=reads)
+        else:
+            result = fn.impl(*args)
     except FunctionError as exc:
         if secret:
             raise FunctionError(exc.safe_message) from None

@@ -41,6 +41,7 @@ from kplan.config.expr import (
 )
 from kplan.config.functions_base import mark_sensitive
 from kplan.config.model import Host, ModuleCall, ModuleConfig, Positions, Resource
+from kplan.config.overrides import READS_KEY, OverrideReads
 from kplan.config.types import convert, parse_type
 from kplan.diagnostics import Diagnostic, Diagnostics, KplanError, SourcePos
 from kplan.graph import access
@@ -154,9 +155,12 @@ class Evaluator:
         self.validating = validating
         root = cg.modules[()]
         self.hosts: dict[str, Host] = dict(root.hosts)
+        # The override files config_overrides() looked for: the planner warns of the others.
+        self.override_reads = OverrideReads()
         self._base_scope = {
             "host": {n: _host_value(h) for n, h in root.hosts.items()},
             "groups": {g: list(m) for g, m in root.groups.items()},
+            READS_KEY: self.override_reads,
         }
         rootmi = _ModuleInstance(
             ROOT,

@@ -280,6 +280,8 @@ class InstancePlanner:
             resp = self._provider_plan(provider, inst, prior, config)
             planned = self._adjust(dict(resp.planned), prior, schema, inst)
         action, reasons = self._decide(inst, schema, prior, planned, resp)
+        if resp.notes and action.is_change:  # where the changed values come from
+            reasons += [Reason("source", text, tuple(path)) for path, text in resp.notes]
         replace_order = DESTROY_BEFORE_CREATE
         if action is Action.REPLACE:
             planned = fresh_computed(planned, schema)

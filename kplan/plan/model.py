@@ -57,7 +57,8 @@ class Reason:
     ``trigger`` (restart_on / replace_on / keepers), ``drift`` (changed outside
     kplan), ``requested`` (``-replace``), ``orphan`` (no longer in the
     configuration), ``destroy`` (a destroy plan), ``new`` (not in state yet),
-    ``unknown`` (only values known after apply differ).
+    ``unknown`` (only values known after apply differ), ``source`` (not a cause:
+    where a changed value comes from, e.g. the override file that set a config key).
     """
 
     kind: str

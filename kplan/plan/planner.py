@@ -241,6 +241,8 @@ def _make_plan(
         if diags.has_errors:
             return _empty(inputs, options), diags
         changes = handler.changes
+        if not (options.targets or options.excludes):  # else some configs are not looked at
+            diags.extend(ev.override_reads.unused())
         for addr, change in planner.orphans(ev.seen).items():
             changes[addr] = change
         if selection.scope_nodes is None:  # a targeted plan leaves outputs as they are

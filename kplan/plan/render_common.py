@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 
 from kplan.addrs import ModuleAddr
-from kplan.plan.model import Action, Plan, ResourceChange, Roll
+from kplan.plan.model import Action, Plan, Reason, ResourceChange, Roll
 from kplan.provider_api import CREATE_BEFORE_DESTROY
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "plural",
     "roll_phrase",
     "sorted_changes",
+    "source_phrase",
     "summary_line",
 ]
 
@@ -128,3 +129,9 @@ def roll_phrase(roll: Roll) -> str:
         for batch in roll.batches
     )
     return f"{roll.resource} rolls {size}: {batches}"
+
+
+def source_phrase(reason: Reason) -> str:
+    """A ``source`` reason: ``content: [token] expiration from config/keystone.conf``."""
+    where = ".".join(str(p) for p in reason.path)
+    return f"{where}: {reason.message}" if where else reason.message

@@ -32,6 +32,7 @@ from kplan.plan.render_common import (
     plural,
     roll_phrase,
     sorted_changes,
+    source_phrase,
     summary_line,
 )
 from kplan.plan.render_diff import DiffOptions, Line, diff_attribute
@@ -67,7 +68,11 @@ def _item(change: ResourceChange, drift: bool = False) -> str:
     else:
         sym, phrase = change_symbol(change), ACTION_PHRASE[change.action]
     out = [f"- `{sym}` `{change.address}` {phrase}"]
-    out += [f"  - because {_esc(r.message)}" for r in change.reasons if r.kind != "new"]
+    out += [
+        f"  - {_esc(source_phrase(r))}" if r.kind == "source" else f"  - because {_esc(r.message)}"
+        for r in change.reasons
+        if r.kind != "new"
+    ]
     if change.host:
         out.append(f"  - on host `{change.host}`")
     diff = [_diff_line(line) for line in resource_lines(change, sym, SENSITIVE)]

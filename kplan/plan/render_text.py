@@ -27,6 +27,7 @@ from kplan.plan.render_common import (
     drift_phrase,
     roll_phrase,
     sorted_changes,
+    source_phrase,
     summary_line,
 )
 from kplan.plan.render_diff import DiffOptions, Line, diff_attribute, diff_object
@@ -90,6 +91,8 @@ def resource_lines(change: ResourceChange, sym: str, sensitive_text: str) -> lis
 
 
 def _reason_text(reason: Reason) -> str:
+    if reason.kind == "source":  # not a cause: where a changed value comes from
+        return f"  # {source_phrase(reason)}"
     return f"  # (because {reason.message})"
 
 

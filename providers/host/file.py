@@ -7,7 +7,10 @@ or numeric ids, resolved on the host; unset: left as the write makes them),
 A template is rendered at plan time and the result kept in ``content``, so
 the plan shows a line diff of the file. ``template`` and ``vars`` are inputs
 compared through ``content``: when they change but the rendered text does
-not, the file is no change (and restarts nothing). Writes are atomic (a temporary file
+not, the file is no change (and restarts nothing). ``ini_overrides`` (a list of
+``{path, template}``) are INI snippets rendered with the same vars and merged
+over the rendered template key by key (``merged``, ``ini``); the plan notes the
+snippet each changed key comes from. Writes are atomic (a temporary file
 beside the target, then a rename); missing parent directories are created.
 
 Refresh costs one command per host for every file (kind, owner, group, mode,
@@ -41,7 +44,7 @@ from kplan.provider_sdk import CREATE_BEFORE_DESTROY, attr_error, attr_warning, 
 from kplan.transport.base import CommandFailed, Connection
 from kplan.values import UNKNOWN, Path, Secret, contains_unknown, iter_paths
 
-from . import _shell, template
+from . import _shell, merged, template
 from ._common import (
     HostResourceType,
     check_abs_path,
@@ -78,6 +81,14 @@ SCHEMA = ResourceSchema(
         ),
         "vars": Attribute(
             "map", optional=True, description="the template's variables", compared_via=("content",)
+        ),
+        # INI snippets merged over the rendered template, key by key, in order.
+        "ini_overrides": Attribute(
+            "list",
+            optional=True,
+            description="INI snippets {path, template} merged over the rendered template, "
+            "in order, e.g. ${config_overrides(var.config_overrides, [...])}",
+            compared_via=("content",),
         ),
         "owner": Attribute(
             "any", optional=True, normalized=True, description="user name or uid on the host"
@@ -146,6 +157,18 @@ class HostFile(HostResourceType):
             diags.append(
                 attr_error("vars", "vars is used only with template", code="conflicting-attributes")
             )
+        overrides = config.get("ini_overrides")
+        if overrides is not None and not has_template:
+            diags.append(
+                attr_error(
+                    "ini_overrides",
+                    "ini_overrides is used only with template",
+                    code="conflicting-attributes",
+                )
+            )
+        elif overrides is not None and not contains_unknown(overrides):
+            for problem in merged.check(overrides):
+                diags.append(attr_error("ini_overrides", problem, code="template-error"))
         source = plain(config.get("template"))
         variables = config.get("vars") or {}
         if isinstance(source, str):
@@ -226,30 +249,53 @@ class HostFile(HostResourceType):
             "content": cfg.get("content"),
             "template": cfg.get("template"),
             "vars": cfg.get("vars"),
+            "ini_overrides": cfg.get("ini_overrides"),
             "owner": _principal_value(cfg.get("owner")),
             "group": _principal_value(cfg.get("group")),
             "mode": mode,
             "content_masked": None,
         }
         diags: list[Diagnostic] = []
+        notes: list[tuple[Path, str]] = []
         if planned["template"] is not None:
-            source, variables = planned["template"], planned["vars"] or {}
-            if contains_unknown(source) or contains_unknown(variables):
-                planned["content"] = planned["content_masked"] = UNKNOWN
-            else:
-                try:
-                    rendered = template.render(source, variables)
-                    planned["content"] = rendered.content
-                    planned["content_masked"] = rendered.masked
-                except template.RenderError as err:
-                    diags.append(
-                        attr_error("template", f"template {err.text()}", code="template-error")
-                    )
+            notes = self._render(planned, req.prior, diags)
         planned["sha256"] = sha256_of(planned["content"])
         replace: list[Path] = []
         if req.prior is not None and req.prior.get("path") != planned["path"]:
             replace.append(("path",))
-        return PlanResponse(planned=planned, requires_replace=replace, diagnostics=diags)
+        return PlanResponse(
+            planned=planned, requires_replace=replace, diagnostics=diags, notes=notes
+        )
+
+    def _render(
+        self, planned: dict[str, Any], prior: Mapping[str, Any] | None, diags: list[Diagnostic]
+    ) -> list[tuple[Path, str]]:
+        """Render the template (and merge its overrides) into planned; the plan's notes."""
+        source, variables = planned["template"], planned["vars"] or {}
+        raw_overrides = planned["ini_overrides"]
+        overrides = merged.overrides_of(raw_overrides) if raw_overrides is not None else []
+        if isinstance(overrides, str):
+            diags.append(attr_error("ini_overrides", overrides, code="template-error"))
+            return []
+        if contains_unknown([source, variables, raw_overrides]):
+            planned["content"] = planned["content_masked"] = UNKNOWN
+            return [] if contains_unknown(raw_overrides) else merged.dry_notes(overrides, variables)
+        try:
+            rendered = template.render(source, variables)
+        except template.RenderError as err:
+            diags.append(attr_error("template", f"template {err.text()}", code="template-error"))
+            return []
+        if not overrides:
+            planned["content"], planned["content_masked"] = rendered.content, rendered.masked
+            return []
+        try:
+            rendered, sources = merged.merge_rendered(rendered, overrides, variables)
+        except merged.MergeError as err:
+            diags.append(attr_error("ini_overrides", err.message, code="template-error"))
+            return []
+        planned["content"], planned["content_masked"] = rendered.content, rendered.masked
+        prior_content = prior.get("content") if prior is not None else None
+        return merged.notes_for(sources, plain(rendered.content), prior_content)
 
     # ---- apply --------------------------------------------------------------------
 

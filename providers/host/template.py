@@ -24,7 +24,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from kplan.config.functions_io import template_line
 from kplan.values import SENSITIVE_TEXT, UNKNOWN, Secret, contains_secret, reveal
 
-__all__ = ["RenderError", "Rendered", "mask_like", "render", "syntax_error", "undefined_name"]
+__all__ = [
+    "RenderError",
+    "Rendered",
+    "dry_render",
+    "mask_like",
+    "render",
+    "syntax_error",
+    "undefined_name",
+]
 
 _NAME = "<template>"
 # The one error message that holds only a name from the template's source text.
@@ -154,6 +162,15 @@ def undefined_name(source: str, variables: Mapping[str, Any]) -> RenderError | N
     except Exception:  # a placeholder in a filter, a choice on one: no verdict
         pass
     return None
+
+
+def dry_render(source: str, variables: Mapping[str, Any]) -> str | None:
+    """The template with each unknown or secret value rendered as ``""``; None when the
+    text depends on one of them (a choice, a loop) or the rendering fails."""
+    try:
+        return _compile(source).render(_placeholders(dict(variables)))
+    except Exception:  # a choice on a placeholder, an undefined name: no text
+        return None
 
 
 def _render(source: str, variables: Mapping[str, Any], sensitive: bool) -> str:
