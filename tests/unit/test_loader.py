@@ -548,9 +548,8 @@ def test_yaml_billion_laughs_is_bounded() -> None:
     assert "aliases expand to more than" in diags.errors[0].summary
 
 
-def test_yaml_big_file_loads_quickly() -> None:
-    import time
-
+def test_yaml_big_file_loads_whole() -> None:
+    # How fast is measured by benchmarks/scale.py (validate of ~100,000 resources).
     lines = ["resources:"]
     for i in range(20_000):
         lines += [
@@ -560,11 +559,9 @@ def test_yaml_big_file_loads_quickly() -> None:
             f"    tags: {{a: {i}, b: [1, 2, 3]}}",
             "    mode: 420",
         ]
-    started = time.perf_counter()
     doc, diags = parse_yaml("\n".join(lines), "big")
-    elapsed = time.perf_counter() - started
     assert not diags.items and len(doc.data["resources"]) == 20_000
-    assert elapsed < 10, elapsed  # ~1.5 s on a laptop with the C parser
+    assert doc.data["resources"]["local_file.f19999"]["path"] == "/etc/f19999.conf"
 
 
 def test_diagnostics_type_is_returned() -> None:
