@@ -43,8 +43,15 @@ class FormatError(ValueError):
         self.diagnostic = diagnostic
 
 
+def _represent_none(representer: Any, _: None) -> Any:
+    # ruamel's round trip writes a null as nothing at all (``default:``); the
+    # canonical form spells it, as users write it and as the docs show it.
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
 def _yaml() -> YAML:
     y = YAML(typ="rt")
+    y.representer.add_representer(type(None), _represent_none)
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
     y.width = 4096  # never re-wrap long strings

@@ -45,3 +45,11 @@ def test_example_round_trip(name: str, module_copy) -> None:
     assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
     run_kplan(root, "destroy", "-auto-approve", check=True)
     assert run_kplan(root, "state", "list", check=True).stdout == ""
+
+
+def test_catalog_modules_are_fmt_clean() -> None:
+    # The catalog is read as much as the examples: it keeps the canonical format too.
+    folders = sorted(p.parent.name for p in (REPO / "modules").glob("*/main.kp.yaml"))
+    assert "keystone" in folders
+    proc = run_kplan(REPO / "modules", "fmt", "-check", *folders)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -124,3 +124,10 @@ def test_format_paths_leaves_a_broken_file_untouched(tmp_path: Path) -> None:
     assert [d.code for d in diags] == ["file-not-found", "yaml-syntax"]
     assert str(diags.items[1].pos).startswith(f"{bad}:3:")
     assert bad.read_text() == "a:\n  - [x\n"
+
+
+def test_a_null_is_spelled_null() -> None:
+    text = "variables:\n  registry:\n    type: string\n    default: null\n"
+    assert format_source(text) == text
+    assert format_source(text.replace("default: null", "default: ~")) == text
+    assert format_source(text.replace("default: null", "default:")) == text
