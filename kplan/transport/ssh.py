@@ -204,6 +204,11 @@ class SSHConnection(Connection):
             # Read both streams as data comes: reading one to its end first can
             # stall a command that fills the other's window.
             while True:
+                # EOF and the exit status are read BEFORE the buffers: the host sends
+                # all its output before EOF, so once EOF is in, the reads below take
+                # the rest. Checking "buffers empty" first and "EOF in" second lost the
+                # tail of the output when it arrived, with EOF, between the two checks.
+                done = chan.eof_received and chan.exit_status_ready()
                 busy = False
                 while chan.recv_ready():
                     out.append(chan.recv(1 << 16))
@@ -211,10 +216,7 @@ class SSHConnection(Connection):
                 while chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(1 << 16))
                     busy = True
-                # Done when the host said EOF (all output sent: the exit status can
-                # arrive before the last data) and the buffers are empty.
-                drained = not chan.recv_ready() and not chan.recv_stderr_ready()
-                if drained and chan.eof_received and chan.exit_status_ready():
+                if done:
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise HostUnreachable(self.host, f"command timed out after {timeout:g} s", line)
