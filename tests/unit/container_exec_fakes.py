@@ -148,9 +148,9 @@ class ProviderDriver:
             type_name,
             address or f"{type_name}.x",
             self.host,
-            action,
+            action,  # type: ignore[arg-type]
             prior,
-            planned,  # type: ignore[arg-type]
+            planned,
         )
         return self.p.apply(req)
 
