@@ -9,6 +9,8 @@ One import for everything a provider needs beyond the protocol in
     Inventory        the hosts and connections ``configure()`` gave, shared by a provider's types
     Failed           raise inside a step to report diagnostics; the base keeps the true state
     read_per_host    group instances by host and read each host once, hosts in parallel
+    run_in_container ``docker exec`` in a service's container, Docker failures mapped and
+                     retried (with ContainerService, ContainerHosts, ExecCommand, ...)
     attr_error, attr_warning, plain, is_known, keep_secret, check_mode, parse_duration, ...
 
 A type declares how it is replaced in its schema: ``replace_order`` is
@@ -24,6 +26,17 @@ from __future__ import annotations
 
 from kplan.provider_api import CREATE_BEFORE_DESTROY, DESTROY_BEFORE_CREATE, ReplaceOrder
 
+from ._container_exec import (
+    ContainerHosts,
+    ContainerService,
+    ExecCommand,
+    ExecOutput,
+    ExecReply,
+    docker_errors,
+    exec_output,
+    mask_secrets,
+    run_in_container,
+)
 from ._dispatch import TypeDispatcher
 from ._helpers import (
     MODE_RE,
@@ -55,7 +68,12 @@ __all__ = [
     "DESTROY_BEFORE_CREATE",
     "MODE_RE",
     "READ_PARALLELISM",
+    "ContainerHosts",
+    "ContainerService",
     "DurationError",
+    "ExecCommand",
+    "ExecOutput",
+    "ExecReply",
     "Failed",
     "Inventory",
     "NotConfigured",
@@ -67,12 +85,16 @@ __all__ = [
     "attr_error",
     "attr_warning",
     "check_mode",
+    "docker_errors",
+    "exec_output",
     "is_known",
     "keep_secret",
+    "mask_secrets",
     "missing_host",
     "new_id",
     "parse_duration",
     "plain",
     "read_per_host",
+    "run_in_container",
     "transport_diag",
 ]

@@ -17,9 +17,9 @@ at validate, naming the attribute. Never here: another provider's modules.
 from __future__ import annotations
 
 from kplan.provider_api import ConfigureRequest
-from kplan.provider_sdk import TypeDispatcher
+from kplan.provider_sdk import ContainerHosts, TypeDispatcher
 
-from ._client import Hosts
+from ._client import SERVICE
 from .database import MariaDBDatabase
 from .grant import MariaDBGrant
 from .user import MariaDBUser
@@ -31,7 +31,7 @@ class MariaDBProvider(TypeDispatcher):
     name = "mariadb"
 
     def __init__(self) -> None:
-        self.hosts = Hosts()
+        self.hosts = ContainerHosts(SERVICE)
         super().__init__(
             [MariaDBDatabase(self.hosts), MariaDBUser(self.hosts), MariaDBGrant(self.hosts)]
         )

@@ -8,7 +8,8 @@ port opened to anyone). The SQL travels in the exec's environment
 stderr reaches a diagnostic only as its ``ERROR nnnn`` lines, with every
 secret of the batch masked.
 
-Foreign failures become diagnostics here, in one place:
+Foreign failures become diagnostics through the SDK's container exec
+(:func:`kplan.provider_sdk.run_in_container`, with :data:`SERVICE`):
 
     docker NotFound (exec_create)        → ``mariadb-container-missing``
     docker APIError 409 (not running)    → ``mariadb-container-not-running``
@@ -21,11 +22,9 @@ Foreign failures become diagnostics here, in one place:
 from __future__ import annotations
 
 import abc
-import contextlib
 import re
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from typing import Any
@@ -40,16 +39,27 @@ from kplan.provider_api import (
     ResourceSchema,
     default_plan,
 )
-from kplan.provider_sdk import Failed, Inventory, ResourceType, States, attr_error, is_known, plain
-from kplan.transport.base import UNREACHABLE_CODE, TransportError
+from kplan.provider_sdk import (
+    ContainerHosts,
+    ContainerService,
+    ExecCommand,
+    Failed,
+    ResourceType,
+    States,
+    attr_error,
+    is_known,
+    mask_secrets,
+    plain,
+    run_in_container,
+)
 
 from ._sql import SESSION_MODE, literal
 
 __all__ = [
     "CLIENT_HOST",
     "COMMON_ATTRIBUTES",
+    "SERVICE",
     "Batch",
-    "Hosts",
     "MariaDBType",
     "Result",
     "Where",
@@ -69,7 +79,15 @@ COMMAND_FORCE = ["sh", "-c", f'printf "%s\\n" "${ENV}" | {_CLIENT} --force']
 # Client errors that mean "no server on the socket (yet)".
 NOT_READY = frozenset({2002, 2003, 2006, 2013})
 _ERROR_LINE = re.compile(r"^ERROR (\d+) \(\w+\)(?: at line \d+)?: (.*)$")
-SENSITIVE = "(sensitive)"
+#: The words and codes of the container exec's diagnostics.
+SERVICE = ContainerService(
+    prefix="mariadb",
+    label="MariaDB server",
+    program="mariadb",
+    client="mariadb client",
+    client_missing_code="mariadb-client-missing",
+    ready_verb="accept connections",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +110,19 @@ class Result:
     def codes(self) -> set[int]:
         return {c for c, _ in self.errors}
 
+    @property
+    def not_ready(self) -> bool:
+        """The client found no server on the socket (yet)."""
+        return bool(self.codes() & NOT_READY)
+
+    @property
+    def said(self) -> str:
+        return "; ".join(m for _, m in self.errors)
+
 
 def mask(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each secret, as given and as quoted in SQL, replaced by (sensitive)."""
-    for s in secrets:
-        if s:
-            for form in {s, literal(s)[1:-1]}:
-                text = text.replace(form, SENSITIVE)
-    return text
+    return mask_secrets(text, (form for s in secrets if s for form in {s, literal(s)[1:-1]}))
 
 
 def _errors(stderr: str, secrets: Sequence[str]) -> list[tuple[int, str]]:
@@ -109,88 +132,6 @@ def _errors(stderr: str, secrets: Sequence[str]) -> list[tuple[int, str]]:
         if m:
             out.append((int(m.group(1)), mask(m.group(2), secrets)))
     return out
-
-
-class Hosts(Inventory):
-    """The inventory; ``api(host)`` is the host's Docker API (over its SSH session)."""
-
-    def api(self, host: str) -> Any:
-        with docker_errors(host, "connecting to the Docker API", "", ""):
-            return self.connect(host).docker()
-
-
-@contextlib.contextmanager
-def docker_errors(host: str, what: str, container: str, who: str) -> Iterator[None]:
-    """Map what a Docker API call raises to :class:`Failed` naming host, container and who."""
-    import docker.errors
-    import paramiko
-    import requests.exceptions
-
-    where = f"host {host}"
-    tail = f" ({who})" if who else ""
-    try:
-        yield
-    except (Failed, TransportError) as exc:
-        if isinstance(exc, Failed):
-            raise
-        raise Failed(*exc.diagnostics) from None
-    except docker.errors.NotFound:
-        raise Failed(
-            Diagnostic.error(
-                f'{where}: there is no container "{container}"{tail}',
-                f"{what} needs the MariaDB server's container running on {host}; "
-                "set `container` to its name",
-                code="mariadb-container-missing",
-            )
-        ) from None
-    except docker.errors.APIError as exc:
-        status = getattr(exc, "status_code", None)
-        text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-        if status == 409:
-            raise Failed(
-                Diagnostic.error(
-                    f'{where}: the container "{container}" is not running{tail}',
-                    f"{what} needs the MariaDB server running; Docker says: {text}",
-                    code="mariadb-container-not-running",
-                ),
-                status=409,
-            ) from None
-        raise Failed(
-            Diagnostic.error(
-                f"{where}: {what} failed{tail}",
-                f"the Docker API answered {status}: {text}",
-                code="docker-api",
-            ),
-            status=status,
-        ) from None
-    except (requests.exceptions.ConnectionError, EOFError, OSError, paramiko.SSHException) as exc:
-        raise Failed(
-            Diagnostic.error(
-                f"{where}: the Docker API is not reachable ({what}){tail}",
-                " ".join(str(exc).split()),
-                code=UNREACHABLE_CODE,
-            )
-        ) from None
-    except docker.errors.DockerException as exc:
-        raise Failed(
-            Diagnostic.error(f"{where}: {what} failed{tail}", str(exc), code="docker-api")
-        ) from None
-
-
-def _exec_once(api: Any, container: str, batch: Batch) -> Result:
-    created = api.exec_create(
-        container,
-        COMMAND_FORCE if batch.force else COMMAND,
-        stdout=True,
-        stderr=True,
-        user="root",
-        environment={ENV: f"{SESSION_MODE}\n{batch.sql}"},
-    )
-    out, err = api.exec_start(created["Id"], demux=True)
-    code = api.exec_inspect(created["Id"]).get("ExitCode")
-    stdout = (out or b"").decode("utf-8", "replace")
-    stderr = (err or b"").decode("utf-8", "replace")
-    return Result(int(code or 0), stdout, _errors(stderr, batch.secrets))
 
 
 def run_sql(
@@ -203,40 +144,24 @@ def run_sql(
     failed under ``force``); raises :class:`Failed` otherwise. ``who`` names the
     resources concerned, for the diagnostics.
     """
-    deadline = time.monotonic() + max(0.0, wait)
-    while True:
-        try:
-            with docker_errors(host, batch.what, container, who):
-                result = _exec_once(api, container, batch)
-        except Failed as exc:
-            if exc.status != 409 or time.monotonic() >= deadline:
-                raise
-            time.sleep(1.0)
-            continue
-        if result.exit_code in (126, 127):
-            raise Failed(
-                Diagnostic.error(
-                    f'host {host}: the container "{container}" has no mariadb client ({who})',
-                    f"{batch.what} runs `mariadb` inside the container (exit {result.exit_code})",
-                    code="mariadb-client-missing",
-                )
-            )
-        if result.exit_code == 0 or (batch.force and not result.codes() & NOT_READY):
-            return result
-        if result.codes() & NOT_READY:
-            if time.monotonic() < deadline:
-                time.sleep(1.0)
-                continue
-            waited = f" (waited {wait:g}s)" if wait > 0 else ""
-            raise Failed(
-                Diagnostic.error(
-                    f'host {host}: the MariaDB server in container "{container}" does not '
-                    f"accept connections{waited} ({who})",
-                    f"{batch.what}: " + "; ".join(m for _, m in result.errors),
-                    code="mariadb-not-ready",
-                )
-            )
-        raise Failed(sql_error(host, container, batch.what, who, result))
+    command = ExecCommand(
+        COMMAND_FORCE if batch.force else COMMAND,
+        user="root",
+        environment={ENV: f"{SESSION_MODE}\n{batch.sql}"},
+    )
+    return run_in_container(
+        SERVICE,
+        api,
+        host,
+        container,
+        command,
+        what=batch.what,
+        who=who,
+        wait=wait,
+        reply=lambda out: Result(out.exit_code, out.stdout, _errors(out.stderr, batch.secrets)),
+        failed=lambda result: sql_error(host, container, batch.what, who, result),
+        accept=lambda result: batch.force,
+    )
 
 
 def sql_error(host: str, container: str, what: str, who: str, result: Result) -> Diagnostic:
@@ -277,7 +202,7 @@ class MariaDBType(ResourceType[Where]):
 
     hosted = True
 
-    def __init__(self, hosts: Hosts) -> None:
+    def __init__(self, hosts: ContainerHosts) -> None:
         self.hosts = hosts
 
     def read_batch(

@@ -19,9 +19,9 @@ another provider's modules.
 from __future__ import annotations
 
 from kplan.provider_api import ConfigureRequest
-from kplan.provider_sdk import TypeDispatcher
+from kplan.provider_sdk import ContainerHosts, TypeDispatcher
 
-from ._client import Hosts
+from ._client import SERVICE
 from .permissions import RabbitMQPermissions
 from .user import RabbitMQUser
 from .vhost import RabbitMQVhost
@@ -33,7 +33,7 @@ class RabbitMQProvider(TypeDispatcher):
     name = "rabbitmq"
 
     def __init__(self) -> None:
-        self.hosts = Hosts()
+        self.hosts = ContainerHosts(SERVICE)
         super().__init__(
             [RabbitMQVhost(self.hosts), RabbitMQUser(self.hosts), RabbitMQPermissions(self.hosts)]
         )

@@ -10,7 +10,8 @@ input (``printf '%s' "$KPLAN_SECRET" | rabbitmqctl add_user NAME``), so no
 ``rabbitmqctl export_definitions -`` (users with their password hashes,
 vhosts, permissions) per type and container on each host.
 
-Foreign failures become diagnostics here, in one place:
+Foreign failures become diagnostics through the SDK's container exec
+(:func:`kplan.provider_sdk.run_in_container`, with :data:`SERVICE`):
 
     docker NotFound (exec_create)            → ``rabbitmq-container-missing``
     docker APIError 409 (not running)        → ``rabbitmq-container-not-running`` (retried)
@@ -26,11 +27,9 @@ Foreign failures become diagnostics here, in one place:
 from __future__ import annotations
 
 import abc
-import contextlib
 import re
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from typing import Any
@@ -45,16 +44,28 @@ from kplan.provider_api import (
     ResourceSchema,
     default_plan,
 )
-from kplan.provider_sdk import Failed, Inventory, ResourceType, States, attr_error, is_known, plain
-from kplan.transport.base import UNREACHABLE_CODE, TransportError
+from kplan.provider_sdk import (
+    ContainerHosts,
+    ContainerService,
+    ExecCommand,
+    ExecOutput,
+    Failed,
+    ResourceType,
+    States,
+    attr_error,
+    is_known,
+    mask_secrets,
+    plain,
+    run_in_container,
+)
 
 from ._definitions import Definitions
 
 __all__ = [
     "COMMON_ATTRIBUTES",
+    "SERVICE",
     "Ctl",
     "Definitions",
-    "Hosts",
     "RabbitMQType",
     "Result",
     "Where",
@@ -70,7 +81,15 @@ USER = "rabbitmq"
 CLI = "rabbitmqctl"
 # The password comes from the environment on stdin: no argument of any process holds it.
 _WITH_SECRET = f'printf "%s" "${SECRET_ENV}" | exec {CLI} "$@"'
-SENSITIVE = "(sensitive)"
+#: The words and codes of the container exec's diagnostics.
+SERVICE = ContainerService(
+    prefix="rabbitmq",
+    label="RabbitMQ broker",
+    program=CLI,
+    client=CLI,
+    client_missing_code="rabbitmq-cli-missing",
+    ready_verb="answer",
+)
 #: What rabbitmqctl prints when the node (or its rabbit application) does not answer.
 _NOT_READY = (
     "unable to perform an operation on node",
@@ -101,12 +120,9 @@ class Result:
     def not_ready(self) -> bool:
         return self.exit_code != 0 and any(s in self.stderr for s in _NOT_READY)
 
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, SENSITIVE)
-    return text
+    @property
+    def said(self) -> str:
+        return _first_error(self.stderr)
 
 
 def command(ctl: Ctl) -> list[str]:
@@ -114,88 +130,6 @@ def command(ctl: Ctl) -> list[str]:
     if ctl.secret:
         return ["sh", "-c", _WITH_SECRET, "sh", "-q", *ctl.args]
     return [CLI, "-q", *ctl.args]
-
-
-class Hosts(Inventory):
-    """The inventory; ``api(host)`` is the host's Docker API (over its SSH session)."""
-
-    def api(self, host: str) -> Any:
-        with docker_errors(host, "connecting to the Docker API", "", ""):
-            return self.connect(host).docker()
-
-
-@contextlib.contextmanager
-def docker_errors(host: str, what: str, container: str, who: str) -> Iterator[None]:
-    """Map what a Docker API call raises to :class:`Failed` naming host, container and who."""
-    import docker.errors
-    import paramiko
-    import requests.exceptions
-
-    where = f"host {host}"
-    tail = f" ({who})" if who else ""
-    try:
-        yield
-    except (Failed, TransportError) as exc:
-        if isinstance(exc, Failed):
-            raise
-        raise Failed(*exc.diagnostics) from None
-    except docker.errors.NotFound:
-        raise Failed(
-            Diagnostic.error(
-                f'{where}: there is no container "{container}"{tail}',
-                f"{what} needs the RabbitMQ broker's container running on {host}; "
-                "set `container` to its name",
-                code="rabbitmq-container-missing",
-            )
-        ) from None
-    except docker.errors.APIError as exc:
-        status = getattr(exc, "status_code", None)
-        text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-        if status == 409:
-            raise Failed(
-                Diagnostic.error(
-                    f'{where}: the container "{container}" is not running{tail}',
-                    f"{what} needs the RabbitMQ broker running; Docker says: {text}",
-                    code="rabbitmq-container-not-running",
-                ),
-                status=409,
-            ) from None
-        raise Failed(
-            Diagnostic.error(
-                f"{where}: {what} failed{tail}",
-                f"the Docker API answered {status}: {text}",
-                code="docker-api",
-            ),
-            status=status,
-        ) from None
-    except (requests.exceptions.ConnectionError, EOFError, OSError, paramiko.SSHException) as exc:
-        raise Failed(
-            Diagnostic.error(
-                f"{where}: the Docker API is not reachable ({what}){tail}",
-                " ".join(str(exc).split()),
-                code=UNREACHABLE_CODE,
-            )
-        ) from None
-    except docker.errors.DockerException as exc:
-        raise Failed(
-            Diagnostic.error(f"{where}: {what} failed{tail}", str(exc), code="docker-api")
-        ) from None
-
-
-def _exec_once(api: Any, container: str, ctl: Ctl) -> Result:
-    created = api.exec_create(
-        container,
-        command(ctl),
-        stdout=True,
-        stderr=True,
-        user=USER,
-        environment={SECRET_ENV: ctl.secret} if ctl.secret else None,
-    )
-    out, err = api.exec_start(created["Id"], demux=True)
-    code = api.exec_inspect(created["Id"]).get("ExitCode")
-    stdout = (out or b"").decode("utf-8", "replace")
-    stderr = _USAGE.sub("", (err or b"").decode("utf-8", "replace"))
-    return Result(int(code or 0), stdout, mask(stderr, [ctl.secret]).strip())
 
 
 def run_ctl(
@@ -215,40 +149,24 @@ def run_ctl(
     expected failure: "already exists", "does not exist"); raises :class:`Failed`
     otherwise. ``who`` names the resources concerned, for the diagnostics.
     """
-    deadline = time.monotonic() + max(0.0, wait)
-    while True:
-        try:
-            with docker_errors(host, ctl.what, container, who):
-                result = _exec_once(api, container, ctl)
-        except Failed as exc:
-            if exc.status != 409 or time.monotonic() >= deadline:
-                raise
-            time.sleep(1.0)
-            continue
-        if result.exit_code in (126, 127):
-            raise Failed(
-                Diagnostic.error(
-                    f'host {host}: the container "{container}" has no {CLI} ({who})',
-                    f"{ctl.what} runs `{CLI}` inside the container (exit {result.exit_code})",
-                    code="rabbitmq-cli-missing",
-                )
-            )
-        if result.exit_code == 0 or (not result.not_ready and allowed(result)):
-            return result
-        if result.not_ready:
-            if time.monotonic() < deadline:
-                time.sleep(1.0)
-                continue
-            waited = f" (waited {wait:g}s)" if wait > 0 else ""
-            raise Failed(
-                Diagnostic.error(
-                    f'host {host}: the RabbitMQ broker in container "{container}" does not '
-                    f"answer{waited} ({who})",
-                    f"{ctl.what}: {_first_error(result.stderr)}",
-                    code="rabbitmq-not-ready",
-                )
-            )
-        raise Failed(ctl_error(host, container, ctl.what, who, result))
+    return run_in_container(
+        SERVICE,
+        api,
+        host,
+        container,
+        ExecCommand(command(ctl), USER, {SECRET_ENV: ctl.secret} if ctl.secret else None),
+        what=ctl.what,
+        who=who,
+        wait=wait,
+        reply=lambda out: _result(out, ctl),
+        failed=lambda result: ctl_error(host, container, ctl.what, who, result),
+        accept=allowed,
+    )
+
+
+def _result(out: ExecOutput, ctl: Ctl) -> Result:
+    stderr = _USAGE.sub("", out.stderr)
+    return Result(out.exit_code, out.stdout, mask_secrets(stderr, [ctl.secret]).strip())
 
 
 def _first_error(stderr: str) -> str:
@@ -305,7 +223,7 @@ class RabbitMQType(ResourceType[Where]):
 
     hosted = True
 
-    def __init__(self, hosts: Hosts) -> None:
+    def __init__(self, hosts: ContainerHosts) -> None:
         self.hosts = hosts
 
     def read_batch(

@@ -15,31 +15,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import os
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import docker.errors
 import pytest
-import requests
 
-from kplan.provider_api import (
-    ApplyRequest,
-    ConfigureRequest,
-    HostInfo,
-    PlanRequest,
-    ReadInstance,
-    ReadRequest,
-    ValidateRequest,
-)
-from kplan.transport.base import CommandResult, Connection
+from kplan.provider_api import ValidateRequest
 from kplan.values import Secret
 from kplan_providers.rabbitmq import RabbitMQProvider
 from kplan_providers.rabbitmq._definitions import password_matches
 from kplan_providers.rabbitmq.user import DRIFTED
+from tests.unit.container_exec_fakes import FakeExecAPI, ProviderDriver
 
 HOST = "mq1"
 NOT_READY = (
@@ -136,38 +124,19 @@ class FakeBroker:
         return 64, "", f"Error: unknown command {cmd}\n\n\x1b[1mUsage\x1b[0m\n\nrabbitmqctl ..."
 
 
-def _api_error(status: int, explanation: str) -> docker.errors.APIError:
-    resp = requests.Response()
-    resp.status_code = status
-    cls = docker.errors.NotFound if status == 404 else docker.errors.APIError
-    return cls(f"{status} error", response=resp, explanation=explanation)
+class FakeAPI(FakeExecAPI):
+    """An exec runs its rabbitmqctl command against the broker.
 
-
-class FakeAPI:
-    """exec_create / exec_start / exec_inspect of docker.APIClient; nothing else."""
-
-    ids = itertools.count(1)
+    A container is "running", "exited" or "starting" (the node does not answer yet).
+    """
 
     def __init__(self, broker: FakeBroker) -> None:
+        super().__init__("rabbitmq")
         self.broker = broker
-        self.calls: Counter[str] = Counter()
-        #: container → "running" | "exited" | "starting" (the node does not answer yet)
-        self.containers: dict[str, str] = {"rabbitmq": "running"}
-        self.execs: dict[str, dict[str, Any]] = {}
-        self.started_after: int | None = None  # "starting" becomes "running" after N execs
         self.argv: list[list[str]] = []  # every process's arguments, as `ps` would show them
 
-    def exec_create(self, container: str, cmd: list[str], **kw: Any) -> dict[str, str]:
-        self.calls["exec_create"] += 1
-        state = self.containers.get(container)
-        if state is None:
-            raise _api_error(404, f"No such container: {container}")
-        if state == "exited":
-            raise _api_error(409, f"Container {container} is not running")
+    def check_exec(self, kw: Mapping[str, Any]) -> None:
         assert kw["user"] == "rabbitmq"
-        eid = f"e{next(self.ids)}"
-        self.execs[eid] = {"container": container, "cmd": cmd, **kw}
-        return {"Id": eid}
 
     def _args(self, ex: dict[str, Any]) -> tuple[list[str], str | None]:
         cmd = ex["cmd"]
@@ -183,14 +152,7 @@ class FakeAPI:
         assert args[0] == "-q"
         return args[1:], stdin
 
-    def exec_start(self, eid: str, demux: bool = False) -> tuple[bytes | None, bytes | None]:
-        self.calls["exec_start"] += 1
-        ex = self.execs[eid]
-        state = self.containers[ex["container"]]
-        if state == "starting" and self.started_after is not None:
-            self.started_after -= 1
-            if self.started_after < 0:
-                state = self.containers[ex["container"]] = "running"
+    def answer(self, ex: dict[str, Any], state: str) -> tuple[bytes | None, bytes | None]:
         args, stdin = self._args(ex)
         if state != "running":
             ex["exit"] = 69
@@ -199,81 +161,19 @@ class FakeAPI:
         ex["exit"] = code
         return out.encode() or None, err.encode() or None
 
-    def exec_inspect(self, eid: str) -> dict[str, Any]:
-        self.calls["exec_inspect"] += 1
-        return {"ExitCode": self.execs[eid]["exit"], "Running": False}
 
-    def exec_count(self) -> int:
-        return self.calls["exec_create"]
-
-
-class FakeConn(Connection):
-    def __init__(self, host: str, api: FakeAPI) -> None:
-        self.host = host
-        self.api = api
-
-    def run(self, command: Any, **kw: Any) -> CommandResult:
-        raise AssertionError("the rabbitmq provider runs no shell command on the host")
-
-    def read_file(self, path: str) -> bytes | None:
-        raise AssertionError("no file access")
-
-    def write_file(self, path: str, data: bytes, **kw: Any) -> None:
-        raise AssertionError("no file access")
-
-    def docker(self) -> FakeAPI:
-        return self.api
-
-    def close(self) -> None:
-        pass
-
-
-class Driver:
+class Driver(ProviderDriver):
     """The provider, configured with one host whose Docker API is a FakeAPI."""
+
+    api: FakeAPI
 
     def __init__(self) -> None:
         self.broker = FakeBroker()
-        self.api = FakeAPI(self.broker)
-        self.p = RabbitMQProvider()
-        self.p.configure(ConfigureRequest({HOST: HostInfo(HOST, "10.0.0.1", "ssh")}, self.conn))
-
-    def conn(self, host: str) -> FakeConn:
-        return FakeConn(host, self.api)
+        super().__init__(RabbitMQProvider(), "rabbitmq", FakeAPI(self.broker), HOST)
 
     def validate(self, type_name: str, config: Mapping[str, Any]) -> dict[str, str]:
         diags = self.p.validate(ValidateRequest(type_name, config)).diagnostics
         return {d.attribute[0]: d.code for d in diags}
-
-    def plan(
-        self, type_name: str, config: Mapping[str, Any], prior: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        resp = self.p.plan(PlanRequest(type_name, f"{type_name}.x", HOST, prior, config))
-        assert not resp.diagnostics
-        return dict(resp.planned)
-
-    def apply(
-        self,
-        type_name: str,
-        action: str,
-        planned: Mapping[str, Any] | None,
-        prior: Mapping[str, Any] | None = None,
-    ) -> Any:
-        req = ApplyRequest(type_name, f"{type_name}.x", HOST, action, prior, planned)  # type: ignore[arg-type]
-        return self.p.apply(req)
-
-    def ok(self, type_name: str, action: str, planned: Any, prior: Any = None) -> Any:
-        resp = self.apply(type_name, action, planned, prior)
-        assert not resp.diagnostics, [str(d) for d in resp.diagnostics]
-        return resp.new_state
-
-    def read(self, type_name: str, states: Mapping[str, Mapping[str, Any]]) -> Any:
-        instances = [ReadInstance(a, HOST, s) for a, s in states.items()]
-        return self.p.read(ReadRequest(type_name, instances))
-
-    def read_one(self, type_name: str, state: Mapping[str, Any]) -> Any:
-        resp = self.read(type_name, {"r.x": state})
-        assert not resp.diagnostics, [str(d) for d in resp.diagnostics]
-        return resp.states["r.x"]
 
 
 @pytest.fixture
