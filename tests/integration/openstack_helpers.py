@@ -150,3 +150,20 @@ def placement_answers(root: Path) -> dict[str, Any]:
     assert status == 200
     found: dict[str, Any] = json.loads(body)
     return found
+
+
+def concurrent_answers(root: Path, urls: list[str], each: int = 4) -> list[int]:
+    """The statuses of EACH simultaneous admin GETs of every URL (a fresh keystone's first ones)."""
+    import urllib.error
+    from concurrent.futures import ThreadPoolExecutor
+
+    tok = scoped_token_id(root)
+
+    def get(url: str) -> int:
+        try:
+            return _call(url, tok)[0]
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(max_workers=len(urls) * each) as pool:
+        return list(pool.map(get, [u for u in urls for _ in range(each)]))
