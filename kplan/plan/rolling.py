@@ -6,7 +6,10 @@ batches of N (or P percent of them, rounded down, at least one). Deletes are
 not rolled (they go first, as every delete does), nor are creates: a new
 instance serves nobody yet, so a fresh deploy starts every instance at once,
 and a cluster whose members must find each other to start (Galera, RabbitMQ)
-can. The plan records the batches
+can. For the same reason an instance whose refreshed state says it is not
+running (``running: false``, a container stopped outside kplan) is not rolled:
+a whole cluster stopped by hand starts all at once, as it must to find its
+most advanced member, and no running instance waits for it. The plan records the batches
 (:class:`~kplan.plan.model.Roll`); apply follows them exactly. Nothing here
 talks to providers or reads files.
 """
@@ -39,6 +42,8 @@ def plan_rolls(
     for c in changes:
         if not c.action.is_change or c.action in (Action.DELETE, Action.CREATE):
             continue
+        if c.before is not None and c.before.get("running") is False:
+            continue  # stopped: it serves nobody, so nothing is gained by waiting
         rolling = rolling_of(c.addr)
         if not rolling or "serial" not in rolling:
             continue

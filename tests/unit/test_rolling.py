@@ -45,6 +45,23 @@ def test_only_changes_of_rolling_blocks_roll_in_key_order() -> None:
     assert [[a.key for a in b] for b in rolls[1].batches] == [["a", "c"], ["e"]]
 
 
+def test_instances_that_are_not_running_start_together_outside_the_roll() -> None:
+    def stopped(key: str) -> ResourceChange:
+        return ResourceChange(
+            ROOT.resource("t", "db", key), "p", Action.UPDATE, {"running": False}, {"running": True}
+        )
+
+    rolling = {"db": {"serial": 1}}
+    # A whole cluster stopped by hand: nothing rolls, every node starts at once.
+    assert (
+        plan_rolls([stopped("a"), stopped("b"), stopped("c")], lambda a: rolling.get(a.name)) == ()
+    )
+    # One stopped, two running with a change: the running ones roll, the stopped one does not.
+    changes = [stopped("b"), _change("db", "a"), _change("db", "c")]
+    (roll,) = plan_rolls(changes, lambda a: rolling.get(a.name))
+    assert [[a.key for a in b] for b in roll.batches] == [["a"], ["c"]]
+
+
 def test_a_saved_plan_keeps_its_rolls(tmp_path: Path) -> None:
     addrs = [ROOT.child("db").resource("t", "svc", k) for k in ("a", "b")]
     plan = Plan(
