@@ -60,7 +60,29 @@ _UNAVAILABLE_ERRORS = (
     ksa_exc.BadGateway,
     ksa_exc.GatewayTimeout,
     ksa_exc.ConnectFailure,
+    ksa_exc.ConnectTimeout,
 )
+# A POST is not idempotent: sent twice, it makes two objects (two services of
+# one name, which no later plan can tell apart). It is retried only when the
+# request surely never reached keystone: the balancer had no server to give
+# it to (503), or no connection opened. keystoneauth reports a read timeout
+# as ConnectTimeout and a connection dropped mid-answer as ConnectFailure, so
+# for those only urllib3's own "never connected" words are proof.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH"})
+_NEVER_SENT_STATUS = (503,)
+_NEVER_CONNECTED = ("Failed to establish a new connection", "Connection refused")
+
+
+def _may_retry(method: str, status: int | None, error: Exception | None) -> bool:
+    """Whether an unavailable answer (STATUS) or failure (ERROR) may be retried for METHOD."""
+    if method.upper() in _IDEMPOTENT:
+        return True
+    if status is not None:
+        return status in _NEVER_SENT_STATUS
+    if isinstance(error, ksa_exc.ServiceUnavailable):
+        return True
+    return any(words in str(error) for words in _NEVER_CONNECTED)
+
 
 REQUIRED_AUTH_KEYS = (
     "auth_url",
@@ -243,12 +265,14 @@ class Client:
                         authenticated=authenticated,
                         log=not secrets,
                     )
-                except _UNAVAILABLE_ERRORS:
-                    if time.monotonic() > deadline:
+                except _UNAVAILABLE_ERRORS as exc:
+                    if time.monotonic() > deadline or not _may_retry(method, None, exc):
                         raise
                     resp = None
             if resp is not None and (
-                resp.status_code not in _UNAVAILABLE_STATUS or time.monotonic() > deadline
+                resp.status_code not in _UNAVAILABLE_STATUS
+                or time.monotonic() > deadline
+                or not _may_retry(method, resp.status_code, None)
             ):
                 break
             time.sleep(1.0)

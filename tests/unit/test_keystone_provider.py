@@ -373,6 +373,88 @@ def test_keystone_behind_a_balancer_is_waited_for_while_it_answers_503(ks: tuple
     assert state["name"] == "waited" and calls["n"] > 2
 
 
+def _failing_first(
+    monkeypatch: pytest.MonkeyPatch, first: Any, calls: list[str], method: str = "POST"
+) -> None:
+    """Session.request fails its first METHOD call to the API with FIRST (an exception,
+    or a status to answer); ``calls`` records the methods of the API calls (not the login)."""
+    import requests
+
+    import kplan_providers.keystone._client as client
+
+    real = client.ksa_session.Session.request
+
+    def request(self: Any, url: str, method_: str, **kw: Any) -> Any:
+        if kw.get("authenticated", True) and "/auth/tokens" not in url:
+            calls.append(method_)
+            if method_ == method and calls.count(method) == 1:
+                if isinstance(first, int):
+                    resp = requests.Response()
+                    resp.status_code, resp._content = first, b""
+                    return resp
+                raise first
+        return real(self, url, method_, **kw)
+
+    monkeypatch.setattr(client.ksa_session.Session, "request", request)
+
+
+@pytest.mark.parametrize(
+    ("first", "retried"),
+    [
+        # keystoneauth's words for a read timeout and for a dropped answer: the
+        # POST may have been done, so it is not sent again (it would make two).
+        ("ConnectTimeout:Request to http://vip:5000/v3/roles timed out", False),
+        ("ConnectFailure:Unable to establish connection: Connection aborted.", False),
+        (504, False),
+        (502, False),
+        # Never reached keystone: sent again.
+        (
+            "ConnectFailure:Unable to establish connection: Failed to establish a new connection",
+            True,
+        ),
+        ("ServiceUnavailable:no server available", True),
+        (503, True),
+    ],
+)
+def test_a_create_is_sent_again_only_when_it_surely_never_arrived(
+    ks: tuple[str, Db], monkeypatch: pytest.MonkeyPatch, first: Any, retried: bool
+) -> None:
+    import kplan_providers.keystone._client as client
+
+    url, _ = ks
+    if isinstance(first, str):
+        name, words = first.split(":", 1)
+        first = getattr(client.ksa_exc, name)(words)
+    calls: list[str] = []
+    _failing_first(monkeypatch, first, calls)
+    p = KeystoneProvider()
+    config = {"name": "r", "auth": auth(url)}
+    plan = p.plan(PlanRequest("keystone_role", "keystone_role.r", None, None, config))
+    create_ = ApplyRequest("keystone_role", "keystone_role.r", None, "create", None, plan.planned)
+    out = p.apply(create_)
+    if retried:
+        assert not errors(out.diagnostics)
+        assert out.new_state is not None and out.new_state["name"] == "r"
+        assert calls.count("POST") == 2
+    else:
+        assert out.new_state is None and errors(out.diagnostics)
+        assert calls.count("POST") == 1
+
+
+def test_a_read_is_sent_again_after_a_timeout(
+    ks: tuple[str, Db], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kplan_providers.keystone._client as client
+
+    url, _ = ks
+    state = create(KeystoneProvider(), "keystone_role", {"name": "again", "auth": auth(url)})
+    calls: list[str] = []
+    timeout = client.ksa_exc.ConnectTimeout("Request timed out")
+    _failing_first(monkeypatch, timeout, calls, method="GET")
+    assert one(read(KeystoneProvider(), "keystone_role", state))["name"] == "again"
+    assert calls[:2] == ["GET", "GET"]
+
+
 @pytest.mark.usefixtures("no_wait")
 def test_keystone_unreachable_is_a_diagnostic_naming_url_and_resource() -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v3"
