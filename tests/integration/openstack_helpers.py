@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +170,30 @@ def concurrent_answers(root: Path, urls: list[str], each: int = 4) -> list[int]:
 
     with ThreadPoolExecutor(max_workers=len(urls) * each) as pool:
         return list(pool.map(get, [u for u in urls for _ in range(each)]))
+
+
+def delete_endpoint(root: Path, service_type: str, interface: str) -> None:
+    """Delete one of keystone's endpoints by hand, through its API, as an operator might."""
+    auth_url = run_kplan(root, "output", "-raw", "auth_url", check=True).stdout.strip()
+    tok = scoped_token_id(root)
+    _, body = _call(f"{auth_url}/services?type={service_type}", tok)
+    (service,) = json.loads(body)["services"]
+    query = f"service_id={service['id']}&interface={interface}"
+    _, body = _call(f"{auth_url}/endpoints?{query}", tok)
+    (endpoint,) = json.loads(body)["endpoints"]
+    status, _ = _call(f"{auth_url}/endpoints/{endpoint['id']}", tok, "DELETE")
+    assert status == 204
+
+
+def wait_for(ok: Callable[[], bool], seconds: float) -> bool:
+    """Whether OK() comes true within SECONDS (an HTTP or connection error counts as not yet)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if ok():
+                return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(2)

@@ -2,10 +2,12 @@
 
 Deploy MariaDB, memcached, and Keystone, Glance and Placement behind
 HAProxy on a keepalived virtual IP; a token through the virtual IP (real
-HTTP), an image uploaded to Glance and listed back, Placement answering; a second
-plan changes nothing; a keystone option restarts keystone and nothing else;
-a database user dropped by hand is drift that apply repairs. The tests run
-in file order on one lab and one copy of the example.
+HTTP), an image uploaded to Glance and listed back, Placement answering; a
+second plan changes nothing; a keystone option restarts keystone and nothing
+else; a database user and a keystone endpoint deleted by hand are drift that
+apply repairs; keystone's own database user, dropped, is put back by a
+targeted apply. The tests run in file order on one lab and one copy of the
+example.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tests.integration.openstack_helpers import (
     admin_token,
     changed,
     copy_example,
+    delete_endpoint,
     placement_answers,
     sensitive_output,
     sh,
@@ -30,6 +33,7 @@ from tests.integration.openstack_helpers import (
     started,
     token,
     upload_and_list_image,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -122,4 +126,40 @@ def test_database_user_dropped_by_hand_is_drift_that_apply_repairs(lab1: Lab, ro
     assert "module.placement.mariadb_user.placement will be created" in plan.stdout, plan.stdout
     run_kplan(root, "apply", "-auto-approve", check=True, timeout=APPLY_TIMEOUT)
     assert placement_answers(root) == {"resource_providers": []}
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def test_keystone_endpoint_deleted_by_hand_is_drift_that_apply_repairs(root: Path) -> None:
+    delete_endpoint(root, "image", "public")
+    plan = run_kplan(root, "plan", "-detailed-exitcode")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert 'module.glance.keystone_endpoint.glance["public"] will be created' in plan.stdout
+    assert "Plan: 1 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout, plan.stdout
+    run_kplan(root, "apply", "-auto-approve", check=True, timeout=APPLY_TIMEOUT)
+    catalog = {e["type"]: e for e in admin_token(root)["catalog"]}
+    assert "public" in {e["interface"] for e in catalog["image"]["endpoints"]}
+    assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
+
+
+def test_keystone_database_user_dropped_by_hand_is_put_back_by_a_targeted_apply(
+    lab1: Lab, root: Path
+) -> None:
+    # keystone cannot answer without its database user, so a full plan cannot
+    # refresh keystone's objects; it says which and why, and a targeted apply
+    # of the user's grant (dropped with the user; it brings the user along and
+    # refreshes only what it depends on) repairs it.
+    sh(lab1, 0, "docker exec mariadb mariadb -e 'DROP USER keystone'")
+    sh(lab1, 0, "docker restart keystone")  # its pooled connections would hide the loss a while
+    plan = run_kplan(root, "plan")
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "Error: refreshing module.keystone." in plan.stderr, plan.stderr
+    auth_url = run_kplan(root, "output", "-raw", "auth_url", check=True).stdout.strip()
+    assert f"keystone at {auth_url}" in plan.stderr, plan.stderr
+    target = "module.keystone.mariadb_grant.keystone"
+    applied = run_kplan(root, "apply", "-auto-approve", "-target", target, timeout=APPLY_TIMEOUT)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "module.keystone.mariadb_user.keystone: Creation complete" in applied.stdout
+    assert f"{target}: Creation complete" in applied.stdout
+    # keystone answers again once it reconnects (its container was never changed).
+    assert wait_for(lambda: admin_token(root)["user"]["name"] == "admin", 90)
     assert run_kplan(root, "plan", "-detailed-exitcode").returncode == 0
