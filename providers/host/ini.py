@@ -23,8 +23,10 @@ reveals or masks secrets: callers pass plain text and keep track of that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+
+from kplan.values import SENSITIVE_TEXT
 
 __all__ = ["Doc", "IniError", "Merged", "Section", "merge", "parse", "values"]
 
@@ -154,11 +156,19 @@ def _layer_sets(doc: Doc) -> dict[Key, tuple[list[str], Value]]:
     return {k: (lines, _value(entries)) for k, (lines, entries) in out.items()}
 
 
-def merge(base: str, layers: Sequence[tuple[str, str]]) -> Merged:
+def merge(
+    base: str,
+    layers: Sequence[tuple[str, str]],
+    *,
+    only: Collection[Key] | None = None,
+    hide: Collection[Key] = (),
+) -> Merged:
     """``base`` with each layer ``(name, text)`` merged over it, in order.
 
-    Raises :class:`IniError` for the base; for a layer, the error carries
-    ``layer`` (its name) as an attribute.
+    ``only``: apply just these keys (the masked rendering follows the real
+    merge's decisions, never its own comparison of masked values); ``hide``:
+    write these keys' values as ``(sensitive)``. Raises :class:`IniError` for
+    the base; for a layer, the error carries ``layer`` (its name) as an attribute.
     """
     doc = parse(base)
     sets: dict[Key, _Set] = {}
@@ -173,6 +183,11 @@ def merge(base: str, layers: Sequence[tuple[str, str]]) -> Merged:
     have = values(doc)
     # A key set to the value the base already has keeps the base's spelling: no change.
     sets = {k: s for k, s in sets.items() if have.get(k) != s.value}
+    if only is not None:
+        sets = {k: s for k, s in sets.items() if k in only}
+    for k in hide:
+        if k in sets:
+            sets[k] = _Set([f"{k[1]} = {SENSITIVE_TEXT}\n"], sets[k].value, sets[k].layer)
     return _assemble(doc, sets, have)
 
 
