@@ -171,10 +171,12 @@ def merge(
     the base; for a layer, the error carries ``layer`` (its name) as an attribute.
     """
     doc = parse(base)
+    top_keys = any(e.key[0] == "" for e in doc.entries)
     sets: dict[Key, _Set] = {}
     for name, text in layers:
         try:
             layer = parse(text)
+            _check_layer(layer, top_keys)
         except IniError as exc:
             exc.layer = name
             raise
@@ -189,6 +191,20 @@ def merge(
         if k in sets:
             sets[k] = _Set([f"{k[1]} = {SENSITIVE_TEXT}\n"], sets[k].value, sets[k].layer)
     return _assemble(doc, sets, have)
+
+
+def _check_layer(layer: Doc, top_keys: bool) -> None:
+    """What a layer may not hold though the parser reads it: a misplaced or mistyped key.
+
+    kolla-ansible's merge (oslo's parser) refuses both; read as keys, they would
+    land in the file and stop the service at its start instead of in the plan.
+    """
+    for e in layer.entries:
+        line = layer.lines[e.start]
+        if e.key[0] == "" and not top_keys:
+            raise IniError(e.start + 1, "a key before any [section] (expected [SECTION] first)")
+        if "=" not in line and ":" not in line and any(c.isspace() for c in e.key[1]):
+            raise IniError(e.start + 1, f'"{e.key[1]}" has no = (expected KEY = VALUE)')
 
 
 def _assemble(doc: Doc, sets: dict[Key, _Set], have: dict[Key, Value]) -> Merged:
