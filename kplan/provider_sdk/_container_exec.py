@@ -57,6 +57,10 @@ __all__ = [
 CLIENT_MISSING_EXITS = (126, 127)
 #: Seconds between two attempts while waiting.
 RETRY_INTERVAL = 1.0
+# How long exec_output waits for Docker to record an exit after the output ends.
+EXIT_POLL_SECONDS = 0.05
+EXIT_POLLS = 100
+EXIT_WAIT = EXIT_POLL_SECONDS * EXIT_POLLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +193,22 @@ def exec_output(api: Any, container: str, command: ExecCommand) -> ExecOutput:
         environment=None if command.environment is None else dict(command.environment),
     )
     out, err = api.exec_start(created["Id"], demux=True)
-    code = api.exec_inspect(created["Id"]).get("ExitCode")
+    # The output's stream can close a moment before Docker records the exit:
+    # inspect then says Running with no ExitCode, which must not read as 0.
+    inspected = api.exec_inspect(created["Id"])
+    for _ in range(EXIT_POLLS):
+        if not inspected.get("Running") and inspected.get("ExitCode") is not None:
+            break
+        time.sleep(EXIT_POLL_SECONDS)
+        inspected = api.exec_inspect(created["Id"])
+    code = inspected.get("ExitCode")
+    stderr = (err or b"").decode("utf-8", "replace")
+    if code is None:  # still no exit recorded: a failure, never a success
+        stderr += f"\ndocker exec in {container}: no exit code {EXIT_WAIT:g} s after its output"
     return ExecOutput(
-        int(code or 0),
+        -1 if code is None else int(code),
         (out or b"").decode("utf-8", "replace"),
-        (err or b"").decode("utf-8", "replace"),
+        stderr,
     )
 
 

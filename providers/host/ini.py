@@ -23,8 +23,10 @@ reveals or masks secrets: callers pass plain text and keep track of that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+
+from kplan.values import SENSITIVE_TEXT
 
 __all__ = ["Doc", "IniError", "Merged", "Section", "merge", "parse", "values"]
 
@@ -154,17 +156,27 @@ def _layer_sets(doc: Doc) -> dict[Key, tuple[list[str], Value]]:
     return {k: (lines, _value(entries)) for k, (lines, entries) in out.items()}
 
 
-def merge(base: str, layers: Sequence[tuple[str, str]]) -> Merged:
+def merge(
+    base: str,
+    layers: Sequence[tuple[str, str]],
+    *,
+    only: Collection[Key] | None = None,
+    hide: Collection[Key] = (),
+) -> Merged:
     """``base`` with each layer ``(name, text)`` merged over it, in order.
 
-    Raises :class:`IniError` for the base; for a layer, the error carries
-    ``layer`` (its name) as an attribute.
+    ``only``: apply just these keys (the masked rendering follows the real
+    merge's decisions, never its own comparison of masked values); ``hide``:
+    write these keys' values as ``(sensitive)``. Raises :class:`IniError` for
+    the base; for a layer, the error carries ``layer`` (its name) as an attribute.
     """
     doc = parse(base)
+    top_keys = any(e.key[0] == "" for e in doc.entries)
     sets: dict[Key, _Set] = {}
     for name, text in layers:
         try:
             layer = parse(text)
+            _check_layer(layer, top_keys)
         except IniError as exc:
             exc.layer = name
             raise
@@ -173,7 +185,26 @@ def merge(base: str, layers: Sequence[tuple[str, str]]) -> Merged:
     have = values(doc)
     # A key set to the value the base already has keeps the base's spelling: no change.
     sets = {k: s for k, s in sets.items() if have.get(k) != s.value}
+    if only is not None:
+        sets = {k: s for k, s in sets.items() if k in only}
+    for k in hide:
+        if k in sets:
+            sets[k] = _Set([f"{k[1]} = {SENSITIVE_TEXT}\n"], sets[k].value, sets[k].layer)
     return _assemble(doc, sets, have)
+
+
+def _check_layer(layer: Doc, top_keys: bool) -> None:
+    """What a layer may not hold though the parser reads it: a misplaced or mistyped key.
+
+    kolla-ansible's merge (oslo's parser) refuses both; read as keys, they would
+    land in the file and stop the service at its start instead of in the plan.
+    """
+    for e in layer.entries:
+        line = layer.lines[e.start]
+        if e.key[0] == "" and not top_keys:
+            raise IniError(e.start + 1, "a key before any [section] (expected [SECTION] first)")
+        if "=" not in line and ":" not in line and any(c.isspace() for c in e.key[1]):
+            raise IniError(e.start + 1, f'"{e.key[1]}" has no = (expected KEY = VALUE)')
 
 
 def _assemble(doc: Doc, sets: dict[Key, _Set], have: dict[Key, Value]) -> Merged:

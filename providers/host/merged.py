@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kplan.values import Path, Secret, reveal
+from kplan.values import SENSITIVE_TEXT, Path, Secret, reveal
 
 from . import ini, template
 
@@ -36,8 +36,13 @@ class MergeError(Exception):
 
 
 def overrides_of(value: Any) -> list[Override] | str:
-    """The overrides in ``value``, or what is wrong with it."""
-    items = reveal(value) if isinstance(value, Secret) else value
+    """The overrides in ``value``, or what is wrong with it.
+
+    When the whole list is sensitive, so is every snippet in it: revealing the
+    list must not turn its templates into plain text that a plan would show.
+    """
+    sensitive = isinstance(value, Secret)
+    items = reveal(value) if sensitive else value
     if not isinstance(items, list | tuple):
         return "ini_overrides must be a list of {path, template} (as config_overrides() gives)"
     out: list[Override] = []
@@ -47,6 +52,8 @@ def overrides_of(value: Any) -> list[Override] | str:
         path, source = item["path"], item["template"]
         if not isinstance(path, str) or not isinstance(reveal(source), str):
             return f"ini_overrides[{n}]: path and template must be strings"
+        if sensitive and not isinstance(source, Secret):
+            source = Secret(source)
         out.append(Override(path, source))
     return out
 
@@ -95,12 +102,27 @@ def merge_rendered(
     texts = [_shown(base), *(_shown(r) for _, r in layers)]
     if all(t is not None for t in texts):
         try:
-            masked = ini.merge(
-                str(texts[0]), [(n, str(t)) for (n, _), t in zip(layers, texts[1:], strict=True)]
-            ).text
+            # The masked merge makes the real merge's choices (comparing masked
+            # values would tell whether an override equals a secret), and a key
+            # the template fills with a secret stays masked whatever an override
+            # writes there: a literal password in an override file is not shown.
+            shown_layers = [(n, str(t)) for (n, _), t in zip(layers, texts[1:], strict=True)]
+            last: dict[ini.Key, ini.Value] = {}
+            for _, text in shown_layers:
+                last.update(ini.values(ini.parse(text)))
+            hide = [
+                k
+                for k, v in ini.values(ini.parse(str(texts[0]))).items()
+                if _masks(v) and k in last and not _masks(last[k])
+            ]
+            masked = ini.merge(str(texts[0]), shown_layers, only=merged.sources, hide=hide).text
         except ini.IniError:
             masked = None  # a placeholder that broke a line: nothing is shown
     return template.Rendered(Secret(merged.text), masked), merged.sources
+
+
+def _masks(value: ini.Value) -> bool:
+    return any(SENSITIVE_TEXT in part for line in value for part in line)
 
 
 def _shown(r: template.Rendered) -> str | None:

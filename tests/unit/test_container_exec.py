@@ -146,7 +146,10 @@ class RecordingAPI:
         return self.out, self.err
 
     def exec_inspect(self, eid: str) -> dict[str, Any]:
-        return {"ExitCode": self.code}
+        self.inspected = getattr(self, "inspected", 0) + 1
+        if self.inspected <= getattr(self, "running_for", 0):
+            return {"Running": True, "ExitCode": None}
+        return {"Running": False, "ExitCode": self.code}
 
 
 def test_exec_output_runs_the_command_as_given_and_decodes_its_output() -> None:
@@ -158,10 +161,27 @@ def test_exec_output_runs_the_command_as_given_and_decodes_its_output() -> None:
     assert kw == {"stdout": True, "stderr": True, "user": "acme", "environment": {"SECRET": "s"}}
 
 
-def test_exec_output_without_output_or_exit_code_is_empty_and_zero() -> None:
-    api = RecordingAPI(None, None, None)
+def test_exec_output_without_output_is_empty() -> None:
+    api = RecordingAPI(None, None, 0)
     assert exec_output(api, "box", ExecCommand(["true"], "root")) == ExecOutput(0, "", "")
     assert api.created[0][2]["environment"] is None
+
+
+def test_an_exit_not_recorded_yet_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The output's stream closed, but Docker still says Running with no ExitCode:
+    # reading that as 0 would take a failed command for a success.
+    monkeypatch.setattr("kplan.provider_sdk._container_exec.EXIT_POLL_SECONDS", 0.0)
+    api = RecordingAPI(b"", b"denied", 1)
+    api.running_for = 3
+    assert exec_output(api, "box", ExecCommand(["false"], "root")) == ExecOutput(1, "", "denied")
+    assert api.inspected == 4
+
+
+def test_an_exit_never_recorded_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kplan.provider_sdk._container_exec.EXIT_POLL_SECONDS", 0.0)
+    api = RecordingAPI(b"", b"", None)
+    got = exec_output(api, "box", ExecCommand(["true"], "root"))
+    assert got.exit_code == -1 and "no exit code" in got.stderr
 
 
 # ---- run_in_container ----------------------------------------------------------------

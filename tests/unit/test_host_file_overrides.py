@@ -140,3 +140,33 @@ def test_no_overrides_is_the_template_alone() -> None:
         plain.planned["content"] == _plan({**_config([]), "ini_overrides": None}).planned["content"]
     )
     assert plain.notes == []
+
+
+def test_a_literal_over_a_secret_key_is_not_shown() -> None:
+    # An operator's override file with a literal password, over a key the
+    # template fills with a secret: the masked content never shows the literal,
+    # whether or not it equals the secret. (The snippet itself is configuration
+    # written in plain text, like a template: docs/overrides.md says so.)
+    for literal in ("literalpw", "s3cr3t"):
+        snippet = f"[database]\nconnection = mysql://k:{literal}@other/k\n"
+        resp = _plan(
+            _config(
+                [{"path": "config/keystone.conf", "template": snippet}],
+                db_password=Secret("s3cr3t"),
+            )
+        )
+        assert resp.diagnostics == []
+        masked = resp.planned["content_masked"]
+        assert literal not in masked
+        assert "[database]\nconnection = (sensitive)\n" in masked, masked
+        assert f"mysql://k:{literal}@other/k" in resp.planned["content"].reveal()
+
+
+def test_a_sensitive_list_of_snippets_keeps_them_secret() -> None:
+    snippet = "[database]\nconnection = mysql://u:topsecret@h/db\n"
+    resp = _plan(_config(Secret([{"path": "config/keystone.conf", "template": snippet}])))
+    assert resp.diagnostics == []
+    content = resp.planned["content"]
+    assert isinstance(content, Secret) and "topsecret" in content.reveal()
+    assert "topsecret" not in repr(resp.planned.get("content_masked"))
+    assert "topsecret" not in repr(resp.notes)

@@ -114,6 +114,9 @@ def test_sections_repeated_in_the_base_take_new_keys_in_their_last_block() -> No
         ("[s]\n= value\n", 2, "key is missing"),
         ("  indented = 1\n", 1, "continues no key"),
         ("[s]\na = 1\n\n  orphan\n", 4, "continues no key"),
+        # BASE has no keys above its first section: one here is misplaced.
+        ("# about debug\ndebug = True\n", 2, "a key before any [section]"),
+        ("[DEFAULT]\ndebug True\n", 2, '"debug True" has no ='),
     ],
 )
 def test_bad_ini_names_the_layer_and_the_line(text: str, line: int, words: str) -> None:

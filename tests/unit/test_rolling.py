@@ -56,10 +56,12 @@ def test_instances_that_are_not_running_start_together_outside_the_roll() -> Non
     assert (
         plan_rolls([stopped("a"), stopped("b"), stopped("c")], lambda a: rolling.get(a.name)) == ()
     )
-    # One stopped, two running with a change: the running ones roll, the stopped one does not.
-    changes = [stopped("b"), _change("db", "a"), _change("db", "c")]
+    # Some stopped, some running with a change (an upgrade while a node is down):
+    # the stopped ones go first, together, then the running ones one at a time,
+    # so never more running members are down at once than the roll allows.
+    changes = [stopped("d"), _change("db", "c"), stopped("b"), _change("db", "a")]
     (roll,) = plan_rolls(changes, lambda a: rolling.get(a.name))
-    assert [[a.key for a in b] for b in roll.batches] == [["a"], ["c"]]
+    assert [[a.key for a in b] for b in roll.batches] == [["b", "d"], ["a"], ["c"]]
 
 
 def test_a_saved_plan_keeps_its_rolls(tmp_path: Path) -> None:
