@@ -67,7 +67,9 @@ def check(value: Any) -> list[str]:
     for o in found:
         err = template.syntax_error(reveal(o.template))
         if err is not None:
-            problems.append(_where(o.path, err.line, err.message))
+            # Jinja quotes the template's own tokens ("got 'hunter2'"): not from a secret.
+            said = "syntax error (sensitive)" if isinstance(o.template, Secret) else err.message
+            problems.append(_where(o.path, err.line, said))
     return problems
 
 

@@ -170,3 +170,12 @@ def test_a_sensitive_list_of_snippets_keeps_them_secret() -> None:
     assert isinstance(content, Secret) and "topsecret" in content.reveal()
     assert "topsecret" not in repr(resp.planned.get("content_masked"))
     assert "topsecret" not in repr(resp.notes)
+
+
+def test_a_syntax_error_in_a_secret_snippet_does_not_quote_it() -> None:
+    snippet = Secret("[database]\npassword = {{ hunter2 hunter2 }}\n")
+    resp = HostProvider().validate(
+        ValidateRequest("host_file", _config([{"path": "config/k.conf", "template": snippet}]))
+    )
+    messages = " ".join(str(d) for d in resp.diagnostics)
+    assert "config/k.conf:2" in messages and "hunter2" not in messages
