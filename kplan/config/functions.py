@@ -153,6 +153,8 @@ def call_function(
     if len(args) < fn.min_args or (fn.max_args is not None and len(args) > fn.max_args):
         raise _arity_error(fn, len(args))
     if any(a is UNKNOWN for a in args):
+        if fn.wants_reads and reads is not None:
+            reads.not_known_yet()
         return UNKNOWN
     secret = False
     if fn.structural:
@@ -164,6 +166,8 @@ def call_function(
         for a in args:
             flags |= special(a)
         if flags & HAS_UNKNOWN:
+            if fn.wants_reads and reads is not None:
+                reads.not_known_yet()
             return UNKNOWN
         if flags & HAS_SECRET:
             secret = True

@@ -43,6 +43,13 @@ class OverrideReads:
         # By the folder's real path (one folder may be named two ways): the name it
         # was first given by, and the names looked for in it.
         self._wanted: dict[str, tuple[str, set[str]]] = {}
+        # A call whose folder or names were not known yet: what it will look for
+        # is not known either, so no file can be called unread.
+        self._incomplete = False
+
+    def not_known_yet(self) -> None:
+        with self._lock:
+            self._incomplete = True
 
     def record(self, folder: str, names: list[str]) -> None:
         with self._lock:
@@ -52,6 +59,8 @@ class OverrideReads:
     def unused(self) -> list[Diagnostic]:
         """A warning for each file under a folder looked in that no config looked for."""
         with self._lock:
+            if self._incomplete:
+                return []
             wanted = {shown: sorted(names) for shown, names in self._wanted.values()}
         out: list[Diagnostic] = []
         for folder in sorted(wanted):

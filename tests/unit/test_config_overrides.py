@@ -79,6 +79,18 @@ def test_unused_files_are_warned_with_the_nearest_expected_name(folder: Path) ->
     assert "did you mean" not in warnings[2].detail
 
 
+@pytest.mark.parametrize("args", [[UNKNOWN, ORDER], ["config", [ORDER[0], UNKNOWN]]])
+def test_a_call_not_known_yet_leaves_no_file_called_unread(folder: Path, args: list) -> None:
+    # What a call with an unknown folder or name will read is not known: warning
+    # of an unread file then would be a guess (often wrong: a per-host path).
+    (folder / "config/nova.conf").write_text("[DEFAULT]\n")
+    reads = OverrideReads()
+    call_function("config_overrides", ["config", ORDER], reads=reads)
+    assert len(reads.unused()) == 1
+    assert call_function("config_overrides", args, reads=reads) is UNKNOWN
+    assert reads.unused() == []
+
+
 def test_one_folder_named_two_ways_is_checked_once(folder: Path) -> None:
     reads = OverrideReads()
     call_function("config_overrides", ["config", ["global.conf"]], reads=reads)
