@@ -69,6 +69,22 @@ _UNAVAILABLE_ERRORS = (
 # as ConnectTimeout and a connection dropped mid-answer as ConnectFailure, so
 # for those only urllib3's own "never connected" words are proof.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH"})
+#: Calls in flight to one keystone API at once, whatever the logins. A lab or
+#: small keystone runs one worker with one thread per host: more calls only
+#: wait in its queue, where the wait counts against TIMEOUT.
+MAX_IN_FLIGHT = 4
+_in_flight: dict[str, threading.BoundedSemaphore] = {}
+_in_flight_lock = threading.Lock()
+
+
+def _slots(api: str) -> threading.BoundedSemaphore:
+    with _in_flight_lock:
+        slots = _in_flight.get(api)
+        if slots is None:
+            slots = _in_flight[api] = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        return slots
+
+
 _NEVER_SENT_STATUS = (503,)
 _NEVER_CONNECTED = ("Failed to establish a new connection", "Connection refused")
 
@@ -255,7 +271,7 @@ class Client:
         """
         deadline = time.monotonic() + self.unavailable_for
         while True:
-            with guard(self.auth, what, secrets):
+            with guard(self.auth, what, secrets), _slots(self.auth.api):
                 try:
                     resp = self.session.request(
                         self.auth.api + path,

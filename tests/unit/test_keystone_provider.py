@@ -601,3 +601,40 @@ def test_a_rotated_admin_password_is_recorded_not_a_project_change(
     }
     assert reveal(change.after["auth"]["password"]) == "rotated-admin-pw"
     assert "rotated-admin-pw" not in str(change.after)
+
+
+def test_no_more_than_a_few_calls_are_in_flight_to_one_keystone(
+    ks: tuple[str, Db], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A one-worker keystone queues what it cannot serve, and the queue's wait
+    # counts against the call's timeout: the client keeps the queue short.
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import kplan_providers.keystone._client as client
+
+    url, _ = ks
+    real = client.ksa_session.Session.request
+    lock = threading.Lock()
+    now = {"in": 0, "most": 0}
+
+    def request(self: Any, url_: str, method: str, **kw: Any) -> Any:
+        if "/auth/tokens" in url_:  # the login, made inside an API call's request
+            return real(self, url_, method, **kw)
+        with lock:
+            now["in"] += 1
+            now["most"] = max(now["most"], now["in"])
+        try:
+            time.sleep(0.05)
+            return real(self, url_, method, **kw)
+        finally:
+            with lock:
+                now["in"] -= 1
+
+    monkeypatch.setattr(client.ksa_session.Session, "request", request)
+    logins = [client.Client(client.Auth.parse(auth(url))) for _ in range(3)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda n: logins[n % 3].call("GET", "/roles", "test"), range(24)))
+    assert {status for status, _ in answers} == {200}
+    assert client.MAX_IN_FLIGHT == 4 and 1 < now["most"] <= 4  # 12 threads asked at once
