@@ -48,8 +48,10 @@ __all__ = [
 UNREACHABLE_CODE = "keystone-unreachable"
 AUTH_CODE = "keystone-auth"
 API_CODE = "keystone-api"
-#: Seconds to wait for Keystone to connect or answer.
-TIMEOUT = 30.0
+#: Seconds to wait for Keystone to connect or answer. A small keystone (one
+#: worker, one thread) on a loaded host has taken over 30 s to answer a create;
+#: giving up then fails the apply, and a create cannot be resent blindly.
+TIMEOUT = 120.0
 # Keystone behind a load balancer answers 502/503/504, or not at all, for a
 # few seconds after it starts (the balancer has not seen it healthy yet), and
 # so does a keystone restarting: retried for this long before giving up.
