@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kplan.graph.dag import Graph, walk
+from kplan.graph.dag import Graph, heights, walk
 
 
 def chain(*names: str) -> Graph[str]:
@@ -75,3 +75,37 @@ def test_failure_stops_new_work_and_reports_the_rest() -> None:
         assert list(result.failed) == ["b"]
         assert "c" in result.skipped
         assert "a" in result.done
+
+
+def test_heights_count_the_longest_chain_of_dependents() -> None:
+    g = chain("pull", "migrate", "start", "register")
+    g.connect("start", "config")  # start waits for config too
+    g.add("alone")
+    assert heights(g) == {
+        "pull": 3,
+        "migrate": 2,
+        "config": 2,
+        "start": 1,
+        "register": 0,
+        "alone": 0,
+    }
+
+
+def test_parallel_walk_starts_the_longest_chain_first() -> None:
+    # "z-pull" sorts last by name, but three steps wait on it: with room for one
+    # visit at a time beside the chain, it must start before the leaves.
+    g = chain("z-pull", "z-migrate", "z-start", "z-register")
+    for leaf in ("a1", "a2", "a3", "a4"):
+        g.add(leaf)
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def visit(n: str) -> None:
+        with lock:
+            started.append(n)
+
+    result = walk(g, visit, parallelism=2)
+    assert result.ok
+    assert started[0] == "z-pull"
+    # The leaves keep their name order among themselves.
+    assert [n for n in started if n.startswith("a")] == ["a1", "a2", "a3", "a4"]
