@@ -207,7 +207,14 @@ def build_output(entry: Entry, diags: Diagnostics) -> Output | None:
     block = check(shapes.OutputBlock, value, entry.where(), diags)
     if block is None:
         return None
-    return Output(entry.name, block.value, block.description, block.sensitive, entry.positions())
+    return Output(
+        entry.name,
+        block.value,
+        block.description,
+        block.sensitive,
+        entry.positions(),
+        parse_references(block.depends_on, entry, ("depends_on",), diags),
+    )
 
 
 def build_host(entry: Entry, diags: Diagnostics) -> Host | None:

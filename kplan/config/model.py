@@ -167,6 +167,9 @@ class Output:
     description: str
     sensitive: bool
     pos: Positions  # relative to the output mapping (value at ("value",))
+    # What a caller using the output waits for beyond what its value refers to
+    # (a service's URL is usable once its container runs, not once it is known).
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class OutputBlock(_Shape):
     value: Any
     description: str = ""
     sensitive: bool = False
+    depends_on: list[str] = []
 
 
 _PERCENT = re.compile(r"\s*(\d+)\s*%\s*\Z")

@@ -121,7 +121,10 @@ def _add_module(
         end = node("module_end", name)
         g.connect(end, n)
     for name, out in cfg.outputs.items():
-        linker.link(node("output", name), out.value, out.pos.sub("value"))
+        n = node("output", name)
+        linker.link(n, out.value, out.pos.sub("value"))
+        for i, ref in enumerate(out.depends_on):
+            linker.link_address(n, ref, out.pos.at(("depends_on", i)))
     if parent_call is not None:
         end = Node(path[:-1], "module_end", path[-1])
         for n in list(g.nodes):

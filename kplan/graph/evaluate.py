@@ -387,7 +387,10 @@ class Evaluator:
         out = mi.config.outputs[node.name]
         pos = out.pos.sub("value")
         value = evaluate(out.value, mi.scope, pos)
-        self.deps[(mi.addr, "output", node.name)] = self.deps_of(mi, out.value, pos)
+        deps = self.deps_of(mi, out.value, pos)
+        if out.depends_on:
+            deps = deps | self._address_deps(mi, out.depends_on, (), mi.scope, pos.base)
+        self.deps[(mi.addr, "output", node.name)] = deps
         if out.sensitive:
             value = mark_sensitive(value)
         if mi.addr.is_root:

@@ -532,3 +532,49 @@ def test_default_plan_keeps_computed_values_when_only_the_connection_changed() -
         schema, PlanRequest("fake_remote", "fake_remote.project", None, prior, renamed)
     )
     assert resp.planned["id"] is UNKNOWN
+
+
+def test_an_output_depends_on_what_its_depends_on_names(tmp_path: Path) -> None:
+    # The API's URL is known before its container runs; a caller that uses the
+    # URL must still wait for the container (and a target takes it along).
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.kp.yaml").write_text(
+        textwrap.dedent(
+            """
+            resources:
+              fake_container.api: {image: "api:1"}
+              fake_config.unrelated: {text: "x"}
+            outputs:
+              url:
+                value: http://vip:5000
+                depends_on: [fake_container.api]
+              plain_url:
+                value: http://vip:5000
+            """
+        )
+    )
+    module = """
+    modules:
+      api: {source: ./api}
+    resources:
+      fake_config.client: {text: "${module.api.url}"}
+      fake_config.plain: {text: "${module.api.plain_url}"}
+    """
+    plan, _ = plan_of(tmp_path, module, {}, targets=("fake_config.client",))
+    assert actions(plan) == {
+        "fake_config.client": Action.CREATE,
+        "module.api.fake_container.api": Action.CREATE,
+    }
+    plan, _ = plan_of(tmp_path, module, {}, targets=("fake_config.plain",))
+    assert actions(plan) == {"fake_config.plain": Action.CREATE}
+
+
+def test_an_output_depends_on_that_names_nothing_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text(
+        "outputs:\n  url:\n    value: x\n    depends_on: [fake_container.nope]\n"
+    )
+    cfg, diags = load_module(str(tmp_path))
+    assert cfg is not None and not diags.has_errors
+    _, gdiags = build_graph(cfg)
+    assert [str(d).split(": ", 1)[0] for d in gdiags] == [f"{tmp_path}/main.kp.yaml:4:18"]
+    assert "fake_container.nope" in str(gdiags), [str(d) for d in gdiags]
