@@ -38,6 +38,15 @@ LOG_TAIL = 20
 # How many times LOG_TAIL merged log lines are read to find LOG_TAIL of each stream.
 LOG_WINDOW = 10
 POLL_SECONDS = 0.5
+# While kplan waits for a container to become healthy it runs the health test
+# itself this often: Docker's first check comes only after a whole interval,
+# so a long steady-state interval (Kolla's 30 s, light on the host) would
+# otherwise be the least time every start or rolling restart takes. Docker 25's
+# start_interval does the same; the lab's Docker (20.10) has none.
+PROBE_SECONDS = 1.0
+# Only for intervals longer than this: with a short one Docker's verdict comes
+# soon enough, and `docker ps` says healthy as soon as kplan does.
+PROBE_ABOVE_INTERVAL = 5.0
 # Without a healthcheck a container counts as up once it has run this long unrestarted.
 STABLE_SECONDS = 2.0
 # A replacement is created under NAME + this, next to the old container, then renamed.
@@ -235,16 +244,76 @@ def _health_output(state: Mapping[str, Any]) -> str:
     return "\n".join(out) or "  (no health check has run yet)"
 
 
+def probe_command(health: Mapping[str, Any] | None) -> list[str] | None:
+    """The argv that runs a normalized healthcheck's test (None: no test to run)."""
+    test = list((health or {}).get("test") or [])
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", " ".join(test[1:])]
+    return test[1:] if test[0] == "CMD" else test
+
+
+class _Probe:
+    """The health test run by kplan inside the container, one run at a time.
+
+    A run is started detached and looked at on later calls, so a test that
+    hangs never blocks the wait (its deadline still holds); it is given up
+    after ``limit`` seconds and another one started.
+    """
+
+    def __init__(self, t: Target, cid: str, argv: list[str], limit: float) -> None:
+        self.t, self.cid, self.argv, self.limit = t, cid, argv, limit
+        self.running: tuple[str, float] | None = None
+        self.next_start = 0.0
+
+    def passed(self, now: float) -> bool:
+        """True once a run of the test exited 0; errors only mean "not yet"."""
+        try:
+            with self.t.guard("running the container's health test"):
+                return self._step(now)
+        except Failed:  # a container (re)starting refuses execs; the inspect loop decides
+            self.running = None
+            self.next_start = now + PROBE_SECONDS
+            return False
+
+    def _step(self, now: float) -> bool:
+        if self.running is not None:
+            exec_id, started = self.running
+            info = self.t.api.exec_inspect(exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                self.running = None
+                if info["ExitCode"] == 0:
+                    return True
+            elif now - started > self.limit:
+                self.running = None
+        if self.running is None and now >= self.next_start:
+            created = self.t.api.exec_create(self.cid, self.argv, stdout=False, stderr=False)
+            self.t.api.exec_start(created["Id"], detach=True)
+            self.running = (created["Id"], now)
+            self.next_start = now + PROBE_SECONDS
+        return False
+
+
 def wait_healthy(
-    t: Target, cid: str, name: str, timeout: float, has_healthcheck: bool
+    t: Target,
+    cid: str,
+    name: str,
+    timeout: float,
+    has_healthcheck: bool,
+    probe: list[str] | None = None,
+    probe_limit: float = 30.0,
 ) -> dict[str, Any]:
     """Block until the container is healthy (or, without a healthcheck, stably running).
 
+    With ``probe`` (the health test's argv) kplan also runs the test itself
+    while it waits, and a run that exits 0 counts as healthy: see PROBE_SECONDS.
     Fails at once when the container exits, and at the timeout with the last
     log lines and the health checks' output. Returns the last inspect.
     """
     deadline = time.monotonic() + timeout
     stable_since: tuple[str, int, float] | None = None
+    prober = _Probe(t, cid, probe, probe_limit) if has_healthcheck and probe else None
     while True:
         with t.guard(f'inspecting container "{name}"'):
             info = t.api.inspect_container(cid)
@@ -257,6 +326,8 @@ def wait_healthy(
             )
         if has_healthcheck:
             if (state.get("Health") or {}).get("Status") == "healthy":
+                return dict(info)
+            if prober is not None and status == "running" and prober.passed(now):
                 return dict(info)
         elif status == "running":
             mark = (str(state.get("StartedAt")), int(info.get("RestartCount") or 0))

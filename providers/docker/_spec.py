@@ -32,6 +32,7 @@ __all__ = [
     "check_ulimits",
     "check_volumes",
     "healthcheck_arg",
+    "normalized_health",
     "restart_policy_arg",
     "spec_hash",
     "ulimits_arg",
@@ -44,7 +45,7 @@ _RESTART_RE = re.compile(r"^(no|always|unless-stopped|on-failure(:[0-9]+)?)$")
 _HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period")
 _HEALTH_DURATIONS = ("interval", "timeout", "start_period")
 _DURATION_HELP = 'a number of seconds or a duration such as "30s", "1m30s", "500ms"'
-_NS = 1_000_000_000
+_NS = NS = 1_000_000_000
 
 
 # ---- checks (UNKNOWN and mistyped values pass: the generic check speaks) ---------------
@@ -261,6 +262,11 @@ def _command(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return ["/bin/sh", "-c", value]
     return [str(v) for v in value]
+
+
+def normalized_health(value: Any) -> dict[str, Any] | None:
+    """A healthcheck as Docker takes it: test as ["CMD"|"CMD-SHELL", ...], durations in ns."""
+    return _health(value)
 
 
 def _health(value: Any) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ from ._base import (
     Target,
 )
 from ._spec import (
+    NS,
     check_binds,
     check_command,
     check_healthcheck,
@@ -58,6 +59,7 @@ from ._spec import (
     check_ulimits,
     check_volumes,
     normalized,
+    normalized_health,
     spec_hash,
 )
 
@@ -305,8 +307,19 @@ class DockerContainer(DockerType):
     @staticmethod
     def _wait(t: Target, cid: str, planned: Mapping[str, Any]) -> None:
         timeout = float(plain(planned.get("health_timeout")) or DEFAULT_HEALTH_TIMEOUT)
-        has_health = bool(plain(planned.get("healthcheck")))
-        _run.wait_healthy(t, cid, str(plain(planned.get("name"))), timeout, has_health)
+        health = plain(planned.get("healthcheck"))
+        spec = normalized_health(health) or {}
+        # Docker's defaults: a check every 30 s, given 30 s.
+        slow = spec.get("interval", 30 * NS) / NS > _run.PROBE_ABOVE_INTERVAL
+        _run.wait_healthy(
+            t,
+            cid,
+            str(plain(planned.get("name"))),
+            timeout,
+            bool(health),
+            probe=_run.probe_command(spec) if slow else None,
+            probe_limit=spec.get("timeout", 30 * NS) / NS,
+        )
 
 
 def _prepared(planned: Mapping[str, Any]) -> tuple[dict[str, Any], Any, int]:

@@ -64,6 +64,9 @@ class FakeAPI:
         self.registry: dict[str, str] = {}  # "name:tag" → digest
         self.health = "healthy"
         self.exit_code = 0
+        # What kplan's own run of the health test gives (None: still running).
+        self.probe_exit: int | None = 1
+        self.execs: list[tuple[str, list[str], dict[str, Any]]] = []
         self.logs_text = b""
         self.stderr_text = b""
         # (call, name or id) of what changes containers, in order.
@@ -147,6 +150,20 @@ class FakeAPI:
         self.log.append(("remove_container", cid))
         self._get(cid)
         del self.containers_[cid]
+
+    def exec_create(self, cid: str, cmd: list[str], **kw: Any) -> dict[str, str]:
+        self._count("exec_create")
+        if self._get(cid)["State"] != "running":
+            raise _api_error(409, f"container {cid} is not running")
+        self.execs.append((cid, cmd, kw))
+        return {"Id": f"e{len(self.execs)}"}
+
+    def exec_start(self, exec_id: str, detach: bool = False) -> bytes:
+        assert detach, "a health probe must never block the wait"
+        return b""
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return {"Running": self.probe_exit is None, "ExitCode": self.probe_exit}
 
     def inspect_container(self, cid: str) -> dict[str, Any]:
         self._count("inspect_container")
@@ -613,6 +630,62 @@ def test_unhealthy_times_out_with_logs_and_health_output(world: World) -> None:
         "docker_container", "docker_container.web", "node1", "create", None, planned
     )
     assert not again.diagnostics and len(api.containers_) == 1
+
+
+def test_a_passing_health_test_run_by_kplan_counts_before_dockers_first_check(
+    world: World,
+) -> None:
+    # Docker runs its first check only after a whole interval (30 s here): kplan
+    # runs the test itself meanwhile, as Docker 25's start_interval would.
+    api = world.apis["node1"]
+    api.health = "starting"
+    api.probe_exit = 0
+    health = {"test": "test -e /tmp/ok", "interval": "30s", "timeout": "5s", "retries": 3}
+    planned = world.plan(
+        "docker_container",
+        "docker_container.web",
+        "node1",
+        None,
+        container_config(healthcheck=health, health_timeout=5),
+    ).planned
+    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    assert not out.diagnostics
+    ((cid, argv, kw),) = api.execs
+    assert cid in api.containers_ and argv == ["/bin/sh", "-c", "test -e /tmp/ok"]
+    assert kw == {"stdout": False, "stderr": False}
+
+
+def test_with_a_short_interval_dockers_own_verdict_is_awaited(world: World) -> None:
+    # Docker checks within the interval anyway; `docker ps` then agrees with kplan.
+    api = world.apis["node1"]
+    api.health = "starting"
+    api.probe_exit = 0
+    planned = world.plan(
+        "docker_container", "docker_container.web", "node1", None, container_config()
+    ).planned
+    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    assert [d.code for d in out.diagnostics] == ["container-unhealthy"]
+    assert api.execs == []
+
+
+def test_a_health_test_that_hangs_does_not_stop_the_timeout(world: World) -> None:
+    api = world.apis["node1"]
+    api.health = "starting"
+    api.probe_exit = None  # every run of the test hangs
+    planned = world.plan(
+        "docker_container",
+        "docker_container.web",
+        "node1",
+        None,
+        container_config(
+            healthcheck={"test": ["CMD", "probe", "--fast"], "timeout": "1s"}, health_timeout=2
+        ),
+    ).planned
+    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    (d,) = out.diagnostics
+    assert d.code == "container-unhealthy" and "was not healthy after 2 s" in d.summary
+    # The hung run was given up after its timeout and the test run again.
+    assert [argv for _, argv, _ in api.execs][:2] == [["probe", "--fast"]] * 2
 
 
 def test_foreign_container_with_the_name_is_refused(world: World) -> None:
