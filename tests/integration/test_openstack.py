@@ -65,9 +65,9 @@ def test_deploy_gives_a_token_through_the_virtual_ip(lab3: Lab, root: Path) -> N
     run_kplan(root, "validate", check=True)
     run_kplan(root, "plan", "-out", "openstack.plan", check=True)
     run_kplan(root, "apply", "openstack.plan", check=True, timeout=APPLY_TIMEOUT)
-    everywhere = {"memcached", "keystone", "haproxy", "keepalived", "placement_api"}
+    everywhere = {"mariadb", "memcached", "keystone", "haproxy", "keepalived", "placement_api"}
     first = set(sh(lab3, 0, "docker ps --format '{{.Names}}'").split())
-    assert first == {*everywhere, "mariadb", "glance_api"}
+    assert first == {*everywhere, "glance_api"}
     for i in (1, 2):
         assert set(sh(lab3, i, "docker ps --format '{{.Names}}'").split()) == everywhere
     assert len(_vip_holders(lab3)) == 1
@@ -79,6 +79,19 @@ def test_deploy_gives_a_token_through_the_virtual_ip(lab3: Lab, root: Path) -> N
     for h in lab3.hosts:
         assert f"{h.address}:5000 check" in haproxy_cfg
         assert f"{h.address}:8778 check" in haproxy_cfg
+    # MariaDB: one Galera cluster of three, all Synced; the services reach it
+    # through the VIP, where one node takes the connections and two stand by.
+    for i in range(3):
+        status = sh(lab3, i, "docker exec mariadb mariadb -N -e \"SHOW STATUS LIKE 'wsrep_%'\"")
+        wsrep = dict(line.split("\t", 1) for line in status.splitlines())
+        assert wsrep["wsrep_cluster_size"] == "3" and wsrep["wsrep_local_state_comment"] == "Synced"
+    db_lines = [line for line in haproxy_cfg.splitlines() if "server mariadb" in line]
+    assert [line.split()[1:3] for line in db_lines] == [
+        [f"mariadb{i + 1}", f"{h.address}:3306"] for i, h in enumerate(lab3.hosts)
+    ]
+    assert ["backup" in line for line in db_lines] == [False, True, True]
+    keystone_conf = sh(lab3, 2, "cat /etc/kolla/keystone/keystone.conf")
+    assert f"@{_vip(lab3)}:3306/keystone" in keystone_conf
     listed = upload_and_list_image(root, b"\0" * 65536)
     assert [(i["name"], i["status"]) for i in listed] == [("kplan-test", "active")]
     assert placement_answers(root) == {"resource_providers": []}
