@@ -23,7 +23,7 @@ from kplan.apply.change import ApplyEvent, ApplyResult, Context, Recorder, run_c
 from kplan.apply.replan import ApplyHandler
 from kplan.apply.schedule import Scheduler
 from kplan.graph.builder import ConfigGraph, Node
-from kplan.graph.dag import Graph, walk
+from kplan.graph.dag import Graph, heights, walk
 from kplan.graph.evaluate import Evaluator, collect
 from kplan.plan.model import Action, Plan, PlanMode, ResourceChange
 from kplan.plugins import ProviderRegistry
@@ -76,7 +76,7 @@ def _walk_and_apply(
     root_dir: str,
     ctx: Context,
 ) -> None:
-    schedule = Scheduler(ctx.parallelism, rest)
+    schedule = Scheduler(ctx.parallelism, rest, _chain_lengths(rest))
     handler = ApplyHandler(ctx, rest, records, schedule, plan.rolls)
     ev = Evaluator(cg, variables, handler, root_dir=root_dir)
     visit = ev.visit
@@ -115,6 +115,20 @@ def _walk_and_apply(
     )
     if walked.ok and not ctx.stop.is_set():
         ctx.result.outputs = dict(ev.outputs)
+
+
+def _chain_lengths(rest: Mapping[ResourceAddr, ResourceChange]) -> dict[ResourceAddr, int]:
+    """For each change, the longest chain of planned changes that waits on it."""
+    g: Graph[ResourceAddr] = Graph()
+    for addr, change in rest.items():
+        g.add(addr)
+        for dep in change.depends_on:
+            if dep in rest:
+                g.connect(addr, dep)
+    try:
+        return heights(g)
+    except ValueError:  # a cycle the plan should have refused: no priorities then
+        return {}
 
 
 def _abandon(

@@ -5,7 +5,10 @@ configuration walk reaches it, with the instances it waits for (its exact
 dependencies, and the previous batch of a rolling block). A change starts
 once everything it waits for has finished — not when the whole resource
 block before it has — and never more than ``limit`` run at once, whatever
-their blocks. Among changes ready together the smallest address goes first.
+their blocks. Among changes ready together, the one with the longest chain
+of changes waiting on it goes first (``priority``: an image pull that a
+migration, a container and API calls wait for, before a directory nothing
+waits for), then the smallest address.
 
 Each change's value is an :class:`Outcome` (a :class:`~kplan.graph.access.Later`):
 the walk hands it on, and whoever looks it up waits for it. A change that
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kplan.addrs import ResourceAddr
@@ -78,8 +81,14 @@ class _Task:
 class Scheduler:
     """Run tasks after the tasks they wait for, at most ``limit`` at a time."""
 
-    def __init__(self, limit: int, expected: Iterable[ResourceAddr]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        expected: Iterable[ResourceAddr],
+        priority: Mapping[ResourceAddr, int] | None = None,
+    ) -> None:
         self.limit = max(1, limit)
+        self._priority = dict(priority or {})
         # Every address that will be (or was) added: a wait for anything else is no wait.
         self._expected = set(expected)
         self._cv = threading.Condition()
@@ -101,7 +110,7 @@ class Scheduler:
             for a in task.missing:
                 self._users.setdefault(a, []).append(task)
             if not task.missing:
-                heapq.heappush(self._ready, (addr.sort_key(), addr))
+                heapq.heappush(self._ready, (self._key(addr), addr))
             self._pump()
         return task.outcome
 
@@ -135,6 +144,9 @@ class Scheduler:
 
     # -- under self._cv ----------------------------------------------------
 
+    def _key(self, addr: ResourceAddr) -> tuple[object, ...]:
+        return (-self._priority.get(addr, 0), addr.sort_key())
+
     def _pump(self) -> None:
         while self._ready and self._running < self.limit:
             _, addr = heapq.heappop(self._ready)
@@ -151,7 +163,7 @@ class Scheduler:
         for user in self._users.pop(addr, ()):
             user.missing.discard(addr)
             if not user.missing:
-                heapq.heappush(self._ready, (user.addr.sort_key(), user.addr))
+                heapq.heappush(self._ready, (self._key(user.addr), user.addr))
 
     def _work(self, task: _Task) -> None:
         _slot.owner = self
