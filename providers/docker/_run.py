@@ -266,6 +266,14 @@ class _Probe:
         self.t, self.cid, self.argv, self.limit = t, cid, argv, limit
         self.running: tuple[str, float] | None = None
         self.next_start = 0.0
+        self.runs = 0
+        self.last_exit: int | None = None  # None: no run has ended yet
+
+    def said(self) -> str:
+        """What kplan's own runs found, for a failure's detail."""
+        if self.last_exit is None:
+            return f"kplan's runs of the health test: {self.runs}, none finished"
+        return f"kplan's runs of the health test: {self.runs}, the last exited {self.last_exit}"
 
     def passed(self, now: float) -> bool:
         """True once a run of the test exited 0; errors only mean "not yet"."""
@@ -283,13 +291,15 @@ class _Probe:
             info = self.t.api.exec_inspect(exec_id)
             if not info.get("Running") and info.get("ExitCode") is not None:
                 self.running = None
-                if info["ExitCode"] == 0:
+                self.last_exit = int(info["ExitCode"])
+                if self.last_exit == 0:
                     return True
             elif now - started > self.limit:
                 self.running = None
         if self.running is None and now >= self.next_start:
             created = self.t.api.exec_create(self.cid, self.argv, stdout=False, stderr=False)
             self.t.api.exec_start(created["Id"], detach=True)
+            self.runs += 1
             self.running = (created["Id"], now)
             self.next_start = now + PROBE_SECONDS
         return False
@@ -345,14 +355,19 @@ def wait_healthy(
                 cid,
                 f'container "{name}" was not {want} after {timeout:g} s (it is {health})',
                 state,
+                prober.said() if prober is not None and prober.runs else None,
             )
         time.sleep(POLL_SECONDS)
 
 
-def _failure(t: Target, cid: str, summary: str, state: Mapping[str, Any]) -> Failed:
+def _failure(
+    t: Target, cid: str, summary: str, state: Mapping[str, Any], probed: str | None = None
+) -> Failed:
     detail = [f"last {LOG_TAIL} log lines:", log_tail(t, cid)]
     if state.get("Health"):
-        detail += ["health checks:", _health_output(state)]
+        detail += ["Docker's health checks:", _health_output(state)]
+    if probed:
+        detail.append(probed)
     detail.append("the container is left in place to inspect; the next apply replaces it")
     return Failed(
         Diagnostic.error(f"host {t.host}: {summary}", "\n".join(detail), code="container-unhealthy")

@@ -309,8 +309,9 @@ class DockerContainer(DockerType):
         timeout = float(plain(planned.get("health_timeout")) or DEFAULT_HEALTH_TIMEOUT)
         health = plain(planned.get("healthcheck"))
         spec = normalized_health(health) or {}
-        # Docker's defaults: a check every 30 s, given 30 s.
-        slow = spec.get("interval", 30 * NS) / NS > _run.PROBE_ABOVE_INTERVAL
+        # Docker's defaults (also for 0): a check every 30 s, given 30 s.
+        interval = (spec.get("interval") or 30 * NS) / NS
+        slow = interval > _run.PROBE_ABOVE_INTERVAL
         _run.wait_healthy(
             t,
             cid,
@@ -318,7 +319,7 @@ class DockerContainer(DockerType):
             timeout,
             bool(health),
             probe=_run.probe_command(spec) if slow else None,
-            probe_limit=spec.get("timeout", 30 * NS) / NS,
+            probe_limit=(spec.get("timeout") or 30 * NS) / NS,
         )
 
 

@@ -686,6 +686,25 @@ def test_a_health_test_that_hangs_does_not_stop_the_timeout(world: World) -> Non
     assert d.code == "container-unhealthy" and "was not healthy after 2 s" in d.summary
     # The hung run was given up after its timeout and the test run again.
     assert [argv for _, argv, _ in api.execs][:2] == [["probe", "--fast"]] * 2
+    assert "kplan's runs of the health test: " in d.detail and "none finished" in d.detail
+
+
+def test_a_failing_health_test_run_by_kplan_is_reported(world: World) -> None:
+    api = world.apis["node1"]
+    api.health = "starting"
+    api.probe_exit = 3
+    health = {"test": "test -e /tmp/ok", "interval": "0s"}  # 0: Docker's default, 30 s
+    planned = world.plan(
+        "docker_container",
+        "docker_container.web",
+        "node1",
+        None,
+        container_config(healthcheck=health, health_timeout=2),
+    ).planned
+    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    (d,) = out.diagnostics
+    assert d.code == "container-unhealthy"
+    assert "the last exited 3" in d.detail and "Docker's health checks:" in d.detail
 
 
 def test_foreign_container_with_the_name_is_refused(world: World) -> None:
