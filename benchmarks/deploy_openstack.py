@@ -36,7 +36,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-IMAGES = ("mariadb", "memcached", "keystone", "haproxy", "keepalived", "glance", "placement")
+IMAGES = (
+    "mariadb",
+    "memcached",
+    "rabbitmq",
+    "keystone",
+    "haproxy",
+    "keepalived",
+    "glance",
+    "placement",
+)
 KPLAN = [sys.executable, "-m", "kplan"]
 
 

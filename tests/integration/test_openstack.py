@@ -12,6 +12,7 @@ on one lab and one copy of the example.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import run_kplan
+from tests.integration.amqp import amqp_login
 from tests.integration.lab_fixture import Lab, lab_up
 from tests.integration.openstack_helpers import (
     admin_token,
@@ -37,7 +39,10 @@ pytestmark = pytest.mark.e2e
 # A deploy pulls every image onto every host: minutes, not the CLI default of 120 s.
 APPLY_TIMEOUT = 900
 
-IMAGES = ("mariadb", "memcached", "keystone", "haproxy", "keepalived", "glance", "placement")
+IMAGES = (
+    *("mariadb", "memcached", "rabbitmq", "keystone"),
+    *("haproxy", "keepalived", "glance", "placement"),
+)
 NODES = ("node1", "node2", "node3")
 
 
@@ -65,7 +70,10 @@ def test_deploy_gives_a_token_through_the_virtual_ip(lab3: Lab, root: Path) -> N
     run_kplan(root, "validate", check=True)
     run_kplan(root, "plan", "-out", "openstack.plan", check=True)
     run_kplan(root, "apply", "openstack.plan", check=True, timeout=APPLY_TIMEOUT)
-    everywhere = {"mariadb", "memcached", "keystone", "haproxy", "keepalived", "placement_api"}
+    everywhere = {
+        *("mariadb", "memcached", "rabbitmq", "keystone", "haproxy", "keepalived"),
+        "placement_api",
+    }
     first = set(sh(lab3, 0, "docker ps --format '{{.Names}}'").split())
     assert first == {*everywhere, "glance_api"}
     for i in (1, 2):
@@ -89,9 +97,15 @@ def test_deploy_gives_a_token_through_the_virtual_ip(lab3: Lab, root: Path) -> N
     assert [line.split()[1:3] for line in db_lines] == [
         [f"mariadb{i + 1}", f"{h.address}:3306"] for i, h in enumerate(lab3.hosts)
     ]
-    assert ["backup" in line for line in db_lines] == [False, True, True]
+    assert [line.split()[-1] == "backup" for line in db_lines] == [False, True, True]
     keystone_conf = sh(lab3, 2, "cat /etc/kolla/keystone/keystone.conf")
     assert f"@{_vip(lab3)}:3306/keystone" in keystone_conf
+    # RabbitMQ: one cluster of three; its user logs in over AMQP on every node.
+    ctl = "docker exec -u rabbitmq rabbitmq rabbitmqctl -q"
+    status = sh(lab3, 1, f"{ctl} cluster_status --formatter json")
+    assert sorted(json.loads(status)["running_nodes"]) == [f"rabbit@{n}" for n in NODES]
+    url = run_kplan(root, "output", "-raw", "-show-sensitive", "transport_url", check=True).stdout
+    assert amqp_login(url.strip()) == "ok"
     listed = upload_and_list_image(root, b"\0" * 65536)
     assert [(i["name"], i["status"]) for i in listed] == [("kplan-test", "active")]
     assert placement_answers(root) == {"resource_providers": []}
