@@ -266,10 +266,6 @@ def _command(value: Any) -> list[str] | None:
 
 def normalized_health(value: Any) -> dict[str, Any] | None:
     """A healthcheck as Docker takes it: test as ["CMD"|"CMD-SHELL", ...], durations in ns."""
-    return _health(value)
-
-
-def _health(value: Any) -> dict[str, Any] | None:
     if not value:
         return None
     test = value["test"]
@@ -304,7 +300,7 @@ def normalized(config: Mapping[str, Any]) -> dict[str, Any]:
         "cap_drop": sorted(c.get("cap_drop") or []),
         "ulimits": {k: list(_ulimit(v)) for k, v in sorted(ulimits.items())},
         "restart_policy": c.get("restart_policy") or "no",
-        "healthcheck": _health(c.get("healthcheck")),
+        "healthcheck": normalized_health(c.get("healthcheck")),
         "labels": {str(k): str(v) for k, v in sorted((c.get("labels") or {}).items())},
     }
 

@@ -632,24 +632,27 @@ def test_unhealthy_times_out_with_logs_and_health_output(world: World) -> None:
     assert not again.diagnostics and len(api.containers_) == 1
 
 
+def create_while_starting(world: World, probe_exit: int | None, **config: Any) -> Any:
+    """Create docker_container.web on node1 while Docker still says "starting";
+    kplan's own runs of the health test exit ``probe_exit`` (None: they hang)."""
+    api = world.apis["node1"]
+    api.health = "starting"
+    api.probe_exit = probe_exit
+    planned = world.plan(
+        "docker_container", "docker_container.web", "node1", None, container_config(**config)
+    ).planned
+    return world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+
+
 def test_a_passing_health_test_run_by_kplan_counts_before_dockers_first_check(
     world: World,
 ) -> None:
     # Docker runs its first check only after a whole interval (30 s here): kplan
     # runs the test itself meanwhile, as Docker 25's start_interval would.
-    api = world.apis["node1"]
-    api.health = "starting"
-    api.probe_exit = 0
     health = {"test": "test -e /tmp/ok", "interval": "30s", "timeout": "5s", "retries": 3}
-    planned = world.plan(
-        "docker_container",
-        "docker_container.web",
-        "node1",
-        None,
-        container_config(healthcheck=health, health_timeout=5),
-    ).planned
-    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    out = create_while_starting(world, 0, healthcheck=health, health_timeout=5)
     assert not out.diagnostics
+    api = world.apis["node1"]
     ((cid, argv, kw),) = api.execs
     assert cid in api.containers_ and argv == ["/bin/sh", "-c", "test -e /tmp/ok"]
     assert kw == {"stdout": False, "stderr": False}
@@ -657,51 +660,25 @@ def test_a_passing_health_test_run_by_kplan_counts_before_dockers_first_check(
 
 def test_with_a_short_interval_dockers_own_verdict_is_awaited(world: World) -> None:
     # Docker checks within the interval anyway; `docker ps` then agrees with kplan.
-    api = world.apis["node1"]
-    api.health = "starting"
-    api.probe_exit = 0
-    planned = world.plan(
-        "docker_container", "docker_container.web", "node1", None, container_config()
-    ).planned
-    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    out = create_while_starting(world, 0)
     assert [d.code for d in out.diagnostics] == ["container-unhealthy"]
-    assert api.execs == []
+    assert world.apis["node1"].execs == []
 
 
 def test_a_health_test_that_hangs_does_not_stop_the_timeout(world: World) -> None:
-    api = world.apis["node1"]
-    api.health = "starting"
-    api.probe_exit = None  # every run of the test hangs
-    planned = world.plan(
-        "docker_container",
-        "docker_container.web",
-        "node1",
-        None,
-        container_config(
-            healthcheck={"test": ["CMD", "probe", "--fast"], "timeout": "1s"}, health_timeout=2
-        ),
-    ).planned
-    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    health = {"test": ["CMD", "probe", "--fast"], "timeout": "1s"}
+    out = create_while_starting(world, None, healthcheck=health, health_timeout=2)  # runs hang
     (d,) = out.diagnostics
     assert d.code == "container-unhealthy" and "was not healthy after 2 s" in d.summary
     # The hung run was given up after its timeout and the test run again.
-    assert [argv for _, argv, _ in api.execs][:2] == [["probe", "--fast"]] * 2
+    execs = world.apis["node1"].execs
+    assert [argv for _, argv, _ in execs][:2] == [["probe", "--fast"]] * 2
     assert "kplan's runs of the health test: " in d.detail and "none finished" in d.detail
 
 
 def test_a_failing_health_test_run_by_kplan_is_reported(world: World) -> None:
-    api = world.apis["node1"]
-    api.health = "starting"
-    api.probe_exit = 3
     health = {"test": "test -e /tmp/ok", "interval": "0s"}  # 0: Docker's default, 30 s
-    planned = world.plan(
-        "docker_container",
-        "docker_container.web",
-        "node1",
-        None,
-        container_config(healthcheck=health, health_timeout=2),
-    ).planned
-    out = world.apply("docker_container", "docker_container.web", "node1", "create", None, planned)
+    out = create_while_starting(world, 3, healthcheck=health, health_timeout=2)
     (d,) = out.diagnostics
     assert d.code == "container-unhealthy"
     assert "the last exited 3" in d.detail and "Docker's health checks:" in d.detail
