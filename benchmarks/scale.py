@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -297,15 +298,16 @@ def run_measured(
     with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=_bench_env(), cwd=cwd)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, 0 if timeout is None else os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > (timeout or 0):
-                proc.kill()
-                timeout = None  # now wait for it to go
-            else:
-                time.sleep(0.2)
+        # A blocking wait (a polling one would round every time up to its period),
+        # and a timer that kills the process if it outlives the timeout.
+        killer = threading.Timer(timeout, proc.kill) if timeout is not None else None
+        if killer is not None:
+            killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if killer is not None:
+                killer.cancel()
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     report: dict[str, Any] = {}

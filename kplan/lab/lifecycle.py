@@ -110,6 +110,9 @@ def _host_files(spec: LabSpec, host: HostSpec) -> Path:
         "UseDNS no\n"
         "PrintMotd no\n"
         "MaxSessions 64\n"
+        # Every connection and every channel (command, SFTP) is logged: how
+        # many round trips a run made is read from here (benchmarks/peers).
+        "LogLevel VERBOSE\n"
         "MaxStartups 64:30:128\n"
         "Subsystem sftp internal-sftp\n"
     )

@@ -1,0 +1,237 @@
+"""benchmarks/peers: the three tools get the same work, and the report says what was measured.
+
+The benchmark itself runs on a lab (python -m benchmarks.peers.run); these
+tests keep its inputs honest without one: kplan accepts the module it writes,
+every tool's template renders the same text, the change touches one service on
+one host, and sshd's log is counted as the report claims.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from benchmarks.peers import report
+from benchmarks.peers.hosts import count_ssh
+from benchmarks.peers.work import TEMPLATE, Host, Work, changed_options, service_name, write
+
+WORK = Work(
+    hosts=[Host("node1", "10.231.81.11"), Host("node2", "10.231.81.12")],
+    services=3,
+    image="10.231.81.1:5000/kplan/base:bookworm",
+    ssh_key="/var/lib/kplan-lab/kppeers/ssh/id_ed25519",
+    known_hosts="/var/lib/kplan-lab/kppeers/ssh/known_hosts",
+)
+
+
+def test_kplan_module_plans_every_resource_of_the_work(tmp_path: Path) -> None:
+    project = write("kplan", WORK, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
+    plan = subprocess.run(
+        [sys.executable, "-m", "kplan", "plan", "-refresh=false", "-no-color"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    # Per host: the image, then a directory, a file and a container per service.
+    assert "Plan: 20 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout
+    assert 'module.node["node2"].docker_container.svc["svc02"] will be created' in plan.stdout
+    text = (project / "node" / "node.kp.yaml").read_text()
+    for kind in (
+        "docker_image.base",
+        "host_directory.conf",
+        "host_file.conf",
+        "docker_container.svc",
+    ):
+        assert f"  {kind}:" in text
+    assert 'restart_on: ["host_file.conf[each.key]"]' in text
+
+
+def _render(template: str, **data: object) -> str:
+    env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template).render(**data)
+
+
+def test_every_tool_renders_the_same_file(tmp_path: Path) -> None:
+    """Ansible renders with trim_blocks on, kplan and pyinfra with it off: the
+    template is written so that both give the same text."""
+    data = {
+        "service": "svc01",
+        "node": "node1",
+        "address": "10.231.81.11",
+        "port": 9001,
+        "options": {"svc01": {"workers": 8}},
+    }
+    source = TEMPLATE.read_text()
+    plain = _render(source, **data)
+    trimmed = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True)
+    assert trimmed.from_string(source).render(**data) == plain
+    assert "workers = 8\n" in plain and "bind_port = 9001\n" in plain and "\n\n\n" not in plain
+    for tool in ("kplan", "ansible", "pyinfra"):
+        project = write(tool, WORK, tmp_path)
+        copies = list(project.rglob("service.conf.j2"))
+        assert [c.read_text() for c in copies] == [source], tool
+
+
+def test_the_change_is_one_option_of_one_service_on_one_host() -> None:
+    for run in range(2):
+        changed = changed_options(WORK, run)
+        assert changed.host_options("node2") == {}
+        assert list(changed.host_options("node1")) == [service_name(0)]
+    # Two runs in a row are two real changes.
+    assert changed_options(WORK, 0).options != changed_options(WORK, 1).options
+
+
+def test_peer_projects_carry_the_options_and_the_conditional_restart(tmp_path: Path) -> None:
+    changed = changed_options(WORK, 0)
+    ansible = write("ansible", changed, tmp_path)
+    play = yaml.safe_load((ansible / "site.yml").read_text())
+    tasks = {t["name"]: t for t in play[0]["tasks"]}
+    restart = tasks["restart the containers whose config changed (and that were not just started)"]
+    assert restart["community.docker.docker_container"]["restart"] is True
+    assert restart["when"] == "item.changed and not containers.results[i].changed"
+    assert yaml.safe_load((ansible / "host_vars" / "node1.yml").read_text()) == {
+        "options": {"svc00": {"workers": 4}}
+    }
+    assert "pipelining = True" in (ansible / "ansible.cfg").read_text()
+
+    pyinfra = write("pyinfra", changed, tmp_path)
+    ast.parse((pyinfra / "deploy.py").read_text())
+    inventory = ast.literal_eval((pyinfra / "inventory.py").read_text().split("bench = ", 1)[1])
+    assert [type(h) for h in inventory] == [tuple, tuple]  # pyinfra ignores lists
+    assert inventory[0][1]["options"] == {"svc00": {"workers": 4}}
+
+    kplan = write("kplan", changed, tmp_path)
+    hosts = yaml.safe_load((kplan / "hosts.kp.yaml").read_text())["hosts"]
+    assert hosts["node1"]["vars"]["options"] == {"svc00": {"workers": 4}}
+    assert hosts["node2"]["vars"]["options"] == {}
+
+
+def test_sshd_verbose_log_counts_connections_and_channels() -> None:
+    log = "\n".join(
+        [
+            'Connection from 10.231.81.1 port 40000 on 10.231.81.11 port 22 rdomain ""',
+            "Accepted publickey for root from 10.231.81.1 port 40000 ssh2: ED25519 SHA256:x",
+            "Starting session: command for root from 10.231.81.1 port 40000 id 0",
+            "Starting session: subsystem 'sftp' for root from 10.231.81.1 port 40000 id 1",
+            "Close session: user root from 10.231.81.1 port 40000 id 0",
+        ]
+    )
+    counted = count_ssh(log)
+    assert (counted.connections, counted.channels) == (1, 2)
+
+
+def _figure(tool: str, name: str, wall: float) -> dict[str, object]:
+    medians = dict.fromkeys(report.ATTRS, 0.0)
+    medians["wall"] = wall
+    return {
+        "tool": tool,
+        "size": "3x10",
+        "name": name,
+        "command": "x",
+        "runs": [{}] * 3,
+        "medians": medians,
+    }
+
+
+def test_report_ratios_and_targets(tmp_path: Path) -> None:
+    data = {
+        "started": "2026-12-07 04:00",
+        "machine": {"cpus": 2, "cpu": "cpu", "memory_gb": 23.5, "kernel": "6", "python": "3.11"},
+        "versions": {"kplan": "0.1"},
+        "argv": ["run.py", "--sizes", "3x10"],
+        "figures": [
+            _figure("kplan", "noop", 1.0),
+            _figure("kplan", "deploy", 10.0),
+            _figure("ansible", "noop", 31.0),
+            _figure("ansible", "deploy", 20.0),
+        ],
+        "same_files": {"3x10": True},
+    }
+    text = report.markdown(data)
+    assert "| no-op, a full run | — | 31.00 s | — |" in text
+    assert "| fresh deploy | 10.00 s | 20.00 s | 2.0x |" in text
+    assert "| 3x10 | no-op plan ≥ 30x faster than ansible-playbook's no-op run | 31.0x" in text
+    assert (
+        "| fresh deploy ≥ 5x faster than ansible-playbook | 2.0x (20.00 s vs 10.00 s) | **no** |"
+        in text
+    )
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nearlier\n")
+    report.update_results(results, "first\n")
+    report.update_results(results, "second\n")
+    written = results.read_text()
+    assert written.startswith("# Results\n\nearlier\n")
+    assert "second\n" in written and "first" not in written
+    assert written.count(report.BEGIN) == 1
+
+
+@pytest.mark.parametrize("text", ["3", "x10", "3x", "0x10", "ax1"])
+def test_sizes_are_checked(text: str) -> None:
+    import argparse
+
+    from benchmarks.peers.run import parse_size
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_size(text)
+    assert parse_size("10x20") == (10, 20)
+
+
+def test_results_json_shape_is_what_the_report_reads() -> None:
+    # The report reads these keys of every round-trip entry written by run.round_trips.
+    entry = {
+        "tool": "kplan",
+        "services": 5,
+        "hosts": 1,
+        "command": "plan",
+        "wall": 1.0,
+        "connections_per_host": 1,
+        "channels_per_host": 4,
+        "docker_requests_per_host": 3,
+    }
+    data = {
+        "started": "2026-12-07",
+        "machine": {"cpus": 2, "cpu": "c", "memory_gb": 1, "kernel": "k", "python": "3"},
+        "versions": {},
+        "argv": ["run.py"],
+        "figures": [],
+        "round_trips": [entry],
+    }
+    assert "| kplan `plan` | 5 | 1.00 s | 1 | 4 | 3 |" in report.markdown(
+        json.loads(json.dumps(data))
+    )
+
+
+def test_scale_module_has_the_shape_and_count_it_claims(tmp_path: Path) -> None:
+    from benchmarks.peers.scale import write_kplan, write_terraform
+
+    assert write_kplan(tmp_path / "kplan", 3, 2) == 24
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
+    plan = subprocess.run(
+        [sys.executable, "-m", "kplan", "plan", "-no-color"],
+        cwd=tmp_path / "kplan",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "Plan: 24 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout
+    assert 'module.node["h0002"].null_resource.check["svc01"] will be created' in plan.stdout
+    # Terraform's copy: the same count of terraform_data blocks per service.
+    assert write_terraform(tmp_path / "tf", 3, 2) == 24
+    node = (tmp_path / "tf" / "node" / "main.tf").read_text()
+    assert node.count('resource "terraform_data"') == 4
+    assert "replace_triggered_by = [terraform_data.config[each.key]]" in node
