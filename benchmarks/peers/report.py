@@ -93,6 +93,14 @@ def markdown(data: dict[str, Any]) -> str:
         "checked: a deploy leaves every container running, a no-op creates and restarts",
         "nothing, the change restarts exactly one container.",
     ]
+    if merged := data.get("merged"):
+        out += [
+            "",
+            f"The figures of {', '.join(NAMES[t] for t in merged['tools'])} come from an earlier"
+            f" run of the same command on this machine ({merged['started']}, `--tools"
+            f" {','.join(merged['tools'])}`), merged with `--merge`: those tools did not change"
+            " between the runs.",
+        ]
     differ = sorted(size for size, same in data.get("same_files", {}).items() if not same)
     out.append(
         f"**The tools rendered different files at {', '.join(differ)}.**"

@@ -58,6 +58,7 @@ PEERS = {
     "pyinfra": ["pyinfra>=3.10,<4"],
 }
 KPLAN = [sys.executable, "-m", "kplan"]
+COMPILED = ("kplan", "providers", "modules", "state")
 #: size -> tool -> the text of the first host's first config file after a deploy
 RENDERED: dict[str, dict[str, str]] = {}
 
@@ -95,6 +96,14 @@ class Figure:
 def setup_peers(tools: Sequence[str]) -> dict[str, str]:
     """Virtual environments for the peers; the hosts' Python for community.docker."""
     versions = {"kplan": _kplan_version(), "python": platform.python_version()}
+    # kplan's modules byte-compiled, as `pip install` leaves them (the peers' venvs
+    # are): with PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise
+    # compile every module from source at every run.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *(str(REPO / d) for d in COMPILED)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     if (
         "ansible" in tools
         and subprocess.run(
@@ -363,6 +372,23 @@ def round_trips(tool: str, work: Work, lab: LabHosts, root: Path) -> dict[str, A
 # -- main ---------------------------------------------------------------------------------
 
 
+def merge(data: dict[str, Any], earlier: dict[str, Any], source: str) -> None:
+    """Add the figures and round trips of the tools ``data`` did not measure."""
+    ran = {f["tool"] for f in data["figures"]} | {r["tool"] for r in data["round_trips"]}
+    taken = sorted(
+        {f["tool"] for f in earlier["figures"]} | {r["tool"] for r in earlier["round_trips"]}
+    )
+    taken = [t for t in taken if t not in ran]
+    data["figures"] += [f for f in earlier["figures"] if f["tool"] in taken]
+    data["round_trips"] += [r for r in earlier["round_trips"] if r["tool"] in taken]
+    data["round_trips"].sort(key=lambda r: (r["services"], TOOLS.index(r["tool"])))
+    for key, value in earlier["versions"].items():
+        data["versions"].setdefault(key, value)
+    for size, same in earlier.get("same_files", {}).items():
+        data["same_files"][size] = data["same_files"].get(size, True) and same
+    data["merged"] = {"file": source, "started": earlier["started"], "tools": taken}
+
+
 def parse_size(text: str) -> tuple[int, int]:
     hosts, _, services = text.partition("x")
     if not (hosts.isdigit() and services.isdigit()) or int(hosts) < 1 or int(services) < 1:
@@ -398,6 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--terraform-hosts", type=int, default=10, help="Terraform's reference size")
     ap.add_argument("--results", type=Path, help="also write the section of this RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        help="an earlier results.json: its figures of the tools not run now join the report",
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.error("run as root: the lab needs network namespaces, cgroups and dockerd")
@@ -472,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scale": scaled,
         "same_files": {size: len(set(t.values())) == 1 for size, t in RENDERED.items()},
     }
+    if args.merge:
+        merge(data, json.loads(args.merge.read_text()), str(args.merge))
     args.workdir.mkdir(parents=True, exist_ok=True)
     (args.workdir / "results.json").write_text(json.dumps(data, indent=2) + "\n")
     text = report.markdown(data)

@@ -13,7 +13,6 @@ import typer
 from kplan.cli.common import ChdirOpt, color_enabled, print_diagnostics, run_options
 from kplan.cli.json_diagnostics import validate_document
 from kplan.cli.values_text import attributes_json, render_attributes
-from kplan.config.fmt import format_paths
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.plan.planfile import read_planfile
 from kplan.plan.render_json import render_plan_json
@@ -170,6 +169,8 @@ def fmt(
 
     Example: kplan fmt -check examples/
     """
+    from kplan.config.fmt import format_paths  # ruamel.yaml: only fmt needs it
+
     changed, diags = format_paths(paths or ["."], check=check)
     print_diagnostics(diags.items)
     for f in changed:

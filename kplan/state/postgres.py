@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, create_engine, delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -258,6 +257,10 @@ def _write_record(conn: Connection, workspace: str, info: LockInfo) -> None:
         "operation": info.operation[:255],
         "created": info.created,
     }
+    # Imported here: the dialect's package loads every PostgreSQL driver's module,
+    # which a run on SQLite state should not pay for.
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
     stmt = pg_insert(L).values(**values)
     # We hold the advisory lock: any row still there is a dead holder's, overwrite it.
     stmt = stmt.on_conflict_do_update(

@@ -25,10 +25,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from keystoneauth1 import exceptions as ksa_exc
-from keystoneauth1 import session as ksa_session
-from keystoneauth1.identity import v3
-
 from kplan.diagnostics import Diagnostic
 from kplan.provider_sdk import Failed, attr_error, plain
 from kplan.values import UNKNOWN, Secret, contains_unknown
@@ -57,13 +53,39 @@ TIMEOUT = 120.0
 # so does a keystone restarting: retried for this long before giving up.
 UNAVAILABLE_FOR = 60.0
 _UNAVAILABLE_STATUS = (502, 503, 504)
-_UNAVAILABLE_ERRORS = (
-    ksa_exc.ServiceUnavailable,
-    ksa_exc.BadGateway,
-    ksa_exc.GatewayTimeout,
-    ksa_exc.ConnectFailure,
-    ksa_exc.ConnectTimeout,
-)
+
+
+def _ksa() -> tuple[Any, Any, Any]:
+    """keystoneauth1's exceptions, session and v3 modules, imported on first use:
+    every plan loads every provider, and one without keystone resources should not
+    pay for keystoneauth1 (and what it imports)."""
+    from keystoneauth1 import exceptions, session
+    from keystoneauth1.identity import v3
+
+    return exceptions, session, v3
+
+
+_KSA_NAMES = ("ksa_exc", "ksa_session", "v3")
+
+
+def __getattr__(name: str) -> Any:
+    """``ksa_exc``, ``ksa_session``, ``v3``: the modules, for callers (and tests)."""
+    if name in _KSA_NAMES:
+        return _ksa()[_KSA_NAMES.index(name)]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _unavailable_errors() -> tuple[type[Exception], ...]:
+    ksa_exc = _ksa()[0]
+    return (
+        ksa_exc.ServiceUnavailable,
+        ksa_exc.BadGateway,
+        ksa_exc.GatewayTimeout,
+        ksa_exc.ConnectFailure,
+        ksa_exc.ConnectTimeout,
+    )
+
+
 # A POST is not idempotent: sent twice, it makes two objects (two services of
 # one name, which no later plan can tell apart). It is retried only when the
 # request surely never reached keystone: the balancer had no server to give
@@ -97,7 +119,7 @@ def _may_retry(method: str, status: int | None, error: Exception | None) -> bool
         return True
     if status is not None:
         return status in _NEVER_SENT_STATUS
-    if isinstance(error, ksa_exc.ServiceUnavailable):
+    if isinstance(error, _ksa()[0].ServiceUnavailable):
         return True
     return any(words in str(error) for words in _NEVER_CONNECTED)
 
@@ -204,6 +226,7 @@ def guard(auth: Auth, what: str, secrets: Iterable[str] = ()) -> Iterator[None]:
     project demo"); ``secrets`` are further texts to mask besides the admin password.
     """
     hidden = [auth.password, *secrets]
+    ksa_exc = _ksa()[0]
     try:
         yield
     except Failed:
@@ -243,6 +266,7 @@ class Client:
 
     def __init__(self, auth: Auth) -> None:
         self.auth = auth
+        _, ksa_session, v3 = _ksa()
         plugin = v3.Password(
             auth_url=auth.api,
             username=auth.username,
@@ -283,7 +307,7 @@ class Client:
                         authenticated=authenticated,
                         log=not secrets,
                     )
-                except _UNAVAILABLE_ERRORS as exc:
+                except _unavailable_errors() as exc:
                     if time.monotonic() > deadline or not _may_retry(method, None, exc):
                         raise
                     resp = None

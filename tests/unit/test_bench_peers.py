@@ -215,7 +215,8 @@ def test_results_json_shape_is_what_the_report_reads() -> None:
 
 
 def test_scale_module_has_the_shape_and_count_it_claims(tmp_path: Path) -> None:
-    from benchmarks.peers.scale import write_kplan, write_terraform
+    from benchmarks.peers.scale import build_state, write_kplan, write_terraform
+    from benchmarks.scale import _bench_env as bench_env
 
     assert write_kplan(tmp_path / "kplan", 3, 2) == 24
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
@@ -230,6 +231,19 @@ def test_scale_module_has_the_shape_and_count_it_claims(tmp_path: Path) -> None:
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "Plan: 24 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout
     assert 'module.node["h0002"].null_resource.check["svc01"] will be created' in plan.stdout
+    # The state written through the API is what an apply leaves: nothing to do.
+    env["KPLAN_STATE_KEY"] = bench_env()["KPLAN_STATE_KEY"]
+    build_state(tmp_path / "kplan", 3, 2)
+    noop = subprocess.run(
+        [sys.executable, "-m", "kplan", "plan", "-no-color", "-detailed-exitcode"],
+        cwd=tmp_path / "kplan",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert noop.returncode == 0, noop.stdout + noop.stderr
+    assert "No changes." in noop.stdout
     # Terraform's copy: the same count of terraform_data blocks per service.
     assert write_terraform(tmp_path / "tf", 3, 2) == 24
     node = (tmp_path / "tf" / "node" / "main.tf").read_text()
