@@ -48,6 +48,7 @@ GROUPS = 10
 SERVICE_CHAIN = 5  # svcNN_container depends on svc(NN-5)_container when NN % 5 == 0
 TLS_EVERY = 3  # every third service has a svcNN_tls resource per host
 
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 TARGETS = {"plan": (5.0, 1.5 * 1024**3), "target_host": (1.0, None), "target_addr": (1.0, None)}
 
 
@@ -295,6 +296,13 @@ def run_measured(
 
     With ``timeout``, the process is killed after that many seconds (exit code -9).
     """
+    # The peak RSS is read by GNU time, which forks the step from its own small
+    # process: ru_maxrss survives fork and exec, so a step forked straight from
+    # this process would report at least this process's own peak.
+    rss_file = out.with_suffix(".rss")
+    rss_file.unlink(missing_ok=True)
+    if TIME is not None:
+        argv = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
     with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=_bench_env(), cwd=cwd)
@@ -314,7 +322,11 @@ def run_measured(
     for line in out.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("BENCH "):
             report = json.loads(line[6:])
-    return Run(seconds, usage.ru_maxrss * 1024, proc.returncode, report)
+    max_rss = usage.ru_maxrss * 1024
+    if rss_file.exists():
+        lines = rss_file.read_text().split()
+        max_rss = int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else max_rss
+    return Run(seconds, max_rss, proc.returncode, report)
 
 
 def self_argv(step: str, module_dir: Path, *extra: str, profile: Path | None = None) -> list[str]:

@@ -396,6 +396,58 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(hosts), int(services)
 
 
+def lab_runs(
+    args: argparse.Namespace,
+    sizes: Sequence[tuple[int, int]],
+    rt_sizes: Sequence[int],
+    tools: Sequence[str],
+    lab_hosts: int,
+    figures: list[Figure],
+    trips: list[dict[str, Any]],
+) -> None:
+    """The lab part: every size and tool, then the round trips; the lab is taken down."""
+    spec = LabSpec.make(args.lab_name, lab_hosts, args.subnet)
+    kp = [*KPLAN, "lab"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run(
+        [*kp, "up", "--name", spec.name, "--subnet", spec.subnet, "--hosts", str(lab_hosts)],
+        check=True,
+        env=env,
+    )
+    lab = LabHosts(spec, spec.all_hosts())
+    try:
+        subprocess.run([*kp, "images", "--name", spec.name, "--only", "base"], check=True, env=env)
+        image = f"{spec.registry}/kplan/base:bookworm"
+        lab.pull(image)
+        lab.attach_cpu()
+        key, known = str(spec.ssh_key), str(spec.known_hosts)
+        for n_hosts, services in sizes:
+            hosts = spec.all_hosts()[:n_hosts]
+            work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
+            print(f"{work.label}: {n_hosts} hosts x {services} services", flush=True)
+            for tool in tools:
+                figures += bench_tool(
+                    tool, work, LabHosts(spec, hosts), args.workdir / work.label, args.repeat
+                )
+        for services in rt_sizes:
+            hosts = spec.all_hosts()[: args.roundtrip_hosts]
+            work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
+            for tool in tools:
+                trips.append(
+                    round_trips(
+                        tool, work, LabHosts(spec, hosts), args.workdir / f"rt-{work.label}"
+                    )
+                )
+                print(f"  round trips {tool:8} {services:3} services: {trips[-1]}", flush=True)
+        lab.clean()
+    finally:
+        for project in args.workdir.glob("*/ansible"):
+            close_masters(project)
+        lab.detach_cpu()
+        if not args.keep:
+            subprocess.run([*kp, "down", "--name", spec.name], env=env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="3x10,10x20", help="HOSTSxSERVICES, comma-separated")
@@ -437,52 +489,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown := sorted(set(tools) - set(TOOLS)):
         ap.error(f"unknown tools {unknown}: use {', '.join(TOOLS)}")
     rt_sizes = [int(s) for s in args.roundtrips.split(",") if s]
-    lab_hosts = max([h for h, _ in sizes] + ([args.roundtrip_hosts] if rt_sizes else []))
+    lab_hosts = max([h for h, _ in sizes] + ([args.roundtrip_hosts] if rt_sizes else []), default=0)
 
     started = time.strftime("%Y-%m-%d %H:%M")
     versions = setup_peers(tools)
-    spec = LabSpec.make(args.lab_name, lab_hosts, args.subnet)
-    kp = [*KPLAN, "lab"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    subprocess.run(
-        [*kp, "up", "--name", spec.name, "--subnet", spec.subnet, "--hosts", str(lab_hosts)],
-        check=True,
-        env=env,
-    )
-    lab = LabHosts(spec, spec.all_hosts())
     figures: list[Figure] = []
     trips: list[dict[str, Any]] = []
-    try:
-        subprocess.run([*kp, "images", "--name", spec.name, "--only", "base"], check=True, env=env)
-        image = f"{spec.registry}/kplan/base:bookworm"
-        lab.pull(image)
-        lab.attach_cpu()
-        key, known = str(spec.ssh_key), str(spec.known_hosts)
-        for n_hosts, services in sizes:
-            hosts = spec.all_hosts()[:n_hosts]
-            work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
-            print(f"{work.label}: {n_hosts} hosts x {services} services", flush=True)
-            for tool in tools:
-                figures += bench_tool(
-                    tool, work, LabHosts(spec, hosts), args.workdir / work.label, args.repeat
-                )
-        for services in rt_sizes:
-            hosts = spec.all_hosts()[: args.roundtrip_hosts]
-            work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
-            for tool in tools:
-                trips.append(
-                    round_trips(
-                        tool, work, LabHosts(spec, hosts), args.workdir / f"rt-{work.label}"
-                    )
-                )
-                print(f"  round trips {tool:8} {services:3} services: {trips[-1]}", flush=True)
-        lab.clean()
-    finally:
-        for project in args.workdir.glob("*/ansible"):
-            close_masters(project)
-        lab.detach_cpu()
-        if not args.keep:
-            subprocess.run([*kp, "down", "--name", spec.name], env=env)
+    if lab_hosts:
+        lab_runs(args, sizes, rt_sizes, tools, lab_hosts, figures, trips)
     scaled: dict[str, Any] | None = None
     if args.scale_hosts:
         scaled = scale.run_scale(

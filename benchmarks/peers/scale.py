@@ -323,7 +323,18 @@ def bench_kplan(
         _measure("kplan", name, kplan_argv(*args), root, out, times, n)
         for name, args, times in runs
     ]
-    build_state(root, hosts, n_services)
+    # In a child process: a parent grown by 100,000 records would pass its peak
+    # RSS on to every process it starts afterwards (ru_maxrss survives fork and exec).
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from benchmarks.peers.scale import build_state; "
+            f"build_state(__import__('pathlib').Path({str(root)!r}), {hosts}, {n_services})",
+        ],
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     runs = [
         ("noop_plan", ["plan", "-no-color"], repeat),
         ("target_host", ["plan", "-no-color", "-target", target], repeat),
@@ -408,7 +419,7 @@ def markdown(data: dict[str, Any]) -> str:
     steps = data["steps"]
     kp = {s["name"]: s for s in steps if s["tool"] == "kplan"}
     tf = {s["name"]: s for s in steps if s["tool"] == "terraform"}
-    n = next(iter(kp.values()))["resources"] if kp else 0
+    n = max((s["resources"] for s in kp.values()), default=0)
     out = [
         "",
         f"### Scale without hosts: {n:,} resources in modules",

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import jinja2
 import pytest
@@ -32,18 +33,24 @@ WORK = Work(
 )
 
 
-def test_kplan_module_plans_every_resource_of_the_work(tmp_path: Path) -> None:
-    project = write("kplan", WORK, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
-    plan = subprocess.run(
-        [sys.executable, "-m", "kplan", "plan", "-refresh=false", "-no-color"],
-        cwd=project,
-        env=env,
+def _kplan(cwd: Path, *args: str, env: dict[str, str] | None = None) -> CompletedProcess[str]:
+    """``kplan ARGS`` in ``cwd``, without the caller's KPLAN_* settings; it must succeed."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kplan", *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_kplan_module_plans_every_resource_of_the_work(tmp_path: Path) -> None:
+    project = write("kplan", WORK, tmp_path)
+    plan = _kplan(project, "plan", "-refresh=false", "-no-color")
     # Per host: the image, then a directory, a file and a container per service.
     assert "Plan: 20 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout
     assert 'module.node["node2"].docker_container.svc["svc02"] will be created' in plan.stdout
@@ -219,30 +226,13 @@ def test_scale_module_has_the_shape_and_count_it_claims(tmp_path: Path) -> None:
     from benchmarks.scale import _bench_env as bench_env
 
     assert write_kplan(tmp_path / "kplan", 3, 2) == 24
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
-    plan = subprocess.run(
-        [sys.executable, "-m", "kplan", "plan", "-no-color"],
-        cwd=tmp_path / "kplan",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert plan.returncode == 0, plan.stdout + plan.stderr
+    plan = _kplan(tmp_path / "kplan", "plan", "-no-color")
     assert "Plan: 24 to add, 0 to change, 0 to restart, 0 to destroy." in plan.stdout
     assert 'module.node["h0002"].null_resource.check["svc01"] will be created' in plan.stdout
     # The state written through the API is what an apply leaves: nothing to do.
-    env["KPLAN_STATE_KEY"] = bench_env()["KPLAN_STATE_KEY"]
     build_state(tmp_path / "kplan", 3, 2)
-    noop = subprocess.run(
-        [sys.executable, "-m", "kplan", "plan", "-no-color", "-detailed-exitcode"],
-        cwd=tmp_path / "kplan",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert noop.returncode == 0, noop.stdout + noop.stderr
+    key = {"KPLAN_STATE_KEY": bench_env()["KPLAN_STATE_KEY"]}
+    noop = _kplan(tmp_path / "kplan", "plan", "-no-color", "-detailed-exitcode", env=key)
     assert "No changes." in noop.stdout
     # Terraform's copy: the same count of terraform_data blocks per service.
     assert write_terraform(tmp_path / "tf", 3, 2) == 24
