@@ -16,7 +16,6 @@ Nothing here goes over the network: sockets and files of the lab on this machine
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -158,7 +157,3 @@ def count_ssh(log: str) -> SSHCount:
         elif "Starting session: " in line:
             channels += 1
     return SSHCount(connections, channels)
-
-
-def running_as_root() -> bool:
-    return os.geteuid() == 0
