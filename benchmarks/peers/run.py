@@ -111,6 +111,7 @@ def setup_peers(tools: Sequence[str]) -> dict[str, str]:
         ).returncode
     ):
         # community.docker's modules run on the host and speak to Docker through requests.
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "python3-requests"], check=True)
     for tool in tools:
         if tool not in PEERS:
