@@ -12,8 +12,10 @@ waits for), then the smallest address.
 
 Each change's value is an :class:`Outcome` (a :class:`~kplan.graph.access.Later`):
 the walk hands it on, and whoever looks it up waits for it. A change that
-must wait for a value while running (its plan did not list that dependency)
-gives its place up meanwhile, so waiting can never use up every place.
+waits while running — for a value its plan did not list as a dependency, or
+in its provider (a container's health gate) — gives its place up meanwhile
+(:mod:`kplan.waiting`), so waiting never uses up the places, and takes it
+back ahead of the changes not yet started.
 Nothing here knows about providers, plans or state.
 """
 
@@ -27,10 +29,9 @@ from typing import Any
 from kplan.addrs import ResourceAddr
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.graph.access import Later
+from kplan.waiting import hold, waiting
 
 __all__ = ["Outcome", "Scheduler"]
-
-_slot = threading.local()  # the Scheduler whose place this thread holds, if any
 
 
 class Outcome(Later):
@@ -58,11 +59,8 @@ class Outcome(Later):
 
     def get(self) -> Any:
         if not self._done.is_set():
-            owner: Scheduler | None = getattr(_slot, "owner", None)
-            if owner is None:
+            with waiting():
                 self._done.wait()
-            else:
-                owner.wait_without_place(self._done)
         if self._error is not None:
             raise KplanError(self._error)
         return self._value
@@ -97,6 +95,8 @@ class Scheduler:
         self._users: dict[ResourceAddr, list[_Task]] = {}
         self._ready: list[tuple[tuple[object, ...], ResourceAddr]] = []
         self._running = 0
+        # Tasks back from a wait (kplan.waiting), queued for a place ahead of new tasks.
+        self._resuming = 0
         self._threads: list[threading.Thread] = []
 
     def add(
@@ -125,21 +125,25 @@ class Scheduler:
     def join(self) -> None:
         """Wait until every added task has finished."""
         with self._cv:
-            # Every added task finished, not just none running: a task waiting for a
-            # value (wait_without_place) holds no place but may still start others.
+            # Every added task finished, not just none running: a waiting task
+            # holds no place but may still start others.
             self._cv.wait_for(lambda: self._finished.issuperset(self._tasks))
             threads = list(self._threads)
         for t in threads:
             t.join()
 
-    def wait_without_place(self, event: threading.Event) -> None:
-        """Wait for ``event`` from inside a task, letting another task run meanwhile."""
+    def give_up(self) -> None:
+        """The calling task waits (:func:`kplan.waiting.waiting`): another may run meanwhile."""
         with self._cv:
             self._running -= 1
             self._pump()
-        event.wait()
+
+    def take_back(self) -> None:
+        """The calling task's wait is over: its place back, before new tasks get one."""
         with self._cv:
+            self._resuming += 1
             self._cv.wait_for(lambda: self._running < self.limit)
+            self._resuming -= 1
             self._running += 1
 
     # -- under self._cv ----------------------------------------------------
@@ -148,7 +152,7 @@ class Scheduler:
         return (-self._priority.get(addr, 0), addr.sort_key())
 
     def _pump(self) -> None:
-        while self._ready and self._running < self.limit:
+        while self._ready and self._running + self._resuming < self.limit:
             _, addr = heapq.heappop(self._ready)
             self._running += 1
             t = threading.Thread(
@@ -166,7 +170,7 @@ class Scheduler:
                 heapq.heappush(self._ready, (self._key(user.addr), user.addr))
 
     def _work(self, task: _Task) -> None:
-        _slot.owner = self
+        hold(self)
         try:
             task.outcome.set(task.run())
         except KplanError as exc:
@@ -174,7 +178,7 @@ class Scheduler:
         except BaseException as exc:  # a bug: fail the change, do not hang its dependents
             task.outcome.fail([Diagnostic.error(f"{task.addr}: internal error", repr(exc))])
         finally:
-            _slot.owner = None
+            hold(None)
             with self._cv:
                 self._running -= 1
                 self._finish(task.addr)

@@ -58,7 +58,12 @@ AcceptKeysOpt = Annotated[
 ]
 ParallelismOpt = Annotated[
     int,
-    typer.Option("-parallelism", "--parallelism", min=1, help="Changes applied at once."),
+    typer.Option(
+        "-parallelism",
+        "--parallelism",
+        min=1,
+        help="Changes at work at once (one watching a health gate holds no place).",
+    ),
 ]
 
 

@@ -1,7 +1,9 @@
 """Apply progress for people: live on a terminal, plain lines otherwise.
 
 On a terminal (rich's :class:`~rich.console.Console` says so), every change
-in flight has a line of its own with its elapsed time, kept at the bottom
+in flight has a line of its own with its elapsed time (the oldest
+:data:`LIVE_LINES` of them: changes watching a health gate hold no
+parallelism place, so hundreds can be in flight), kept at the bottom
 with a count (``2 in flight, 5 done``) and redrawn a few times a second;
 finished and failed changes scroll above it, coloured unless ``-no-color``
 or ``NO_COLOR``. Anywhere else (a pipe, a CI log) each event is one plain
@@ -25,7 +27,10 @@ from rich.text import Text
 
 from kplan.apply.executor import ApplyEvent
 
-__all__ = ["ApplyProgress"]
+__all__ = ["LIVE_LINES", "ApplyProgress"]
+
+# At most this many live lines; the rest are counted ("... and 188 more").
+LIVE_LINES = 12
 
 ING = {
     "create": "Creating",
@@ -115,8 +120,10 @@ class ApplyProgress:
                 f"{ING[ev.action.value]}... ",
                 (f"[{now - started:.0f}s elapsed]", "dim"),
             )
-            for ev, started in flying
+            for ev, started in flying[:LIVE_LINES]
         ]
+        if len(flying) > LIVE_LINES:
+            lines.append(Text(f"... and {len(flying) - LIVE_LINES} more", style="dim"))
         return Group(*lines, Text(count, style="dim"))
 
 

@@ -11,6 +11,8 @@ One import for everything a provider needs beyond the protocol in
     read_per_host    group instances by host and read each host once, hosts in parallel
     run_in_container ``docker exec`` in a service's container, Docker failures mapped and
                      retried (with ContainerService, ContainerHosts, ExecCommand, ...)
+    waiting          ``with waiting():`` around a wait (a container's health gate): the
+                     change gives its -parallelism place up meanwhile
     attr_error, attr_warning, plain, is_known, keep_secret, check_mode, parse_duration, ...
 
 A type declares how it is replaced in its schema: ``replace_order`` is
@@ -25,6 +27,7 @@ no provider's code; providers import this, never each other's modules.
 from __future__ import annotations
 
 from kplan.provider_api import CREATE_BEFORE_DESTROY, DESTROY_BEFORE_CREATE, ReplaceOrder
+from kplan.waiting import waiting
 
 from ._container_exec import (
     ContainerHosts,
@@ -97,4 +100,5 @@ __all__ = [
     "read_per_host",
     "run_in_container",
     "transport_diag",
+    "waiting",
 ]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kplan.diagnostics import Diagnostic, Severity
+from kplan.provider_sdk import waiting
 
 from ._base import ADDRESS_LABEL, MANAGED_LABEL, SPEC_LABEL, STAGED_LABEL, Failed, Target
 from ._spec import api_binds, healthcheck_arg, restart_policy_arg, ulimits_arg
@@ -320,7 +321,24 @@ def wait_healthy(
     while it waits, and a run that exits 0 counts as healthy: see PROBE_SECONDS.
     Fails at once when the container exits, and at the timeout with the last
     log lines and the health checks' output. Returns the last inspect.
+
+    The change holds no -parallelism place while it waits: the container is
+    created and started; what is left is watching it (Docker API calls on
+    the host's few shared channels).
     """
+    with waiting():
+        return _wait_healthy(t, cid, name, timeout, has_healthcheck, probe, probe_limit)
+
+
+def _wait_healthy(
+    t: Target,
+    cid: str,
+    name: str,
+    timeout: float,
+    has_healthcheck: bool,
+    probe: list[str] | None,
+    probe_limit: float,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     stable_since: tuple[str, int, float] | None = None
     prober = _Probe(t, cid, probe, probe_limit) if has_healthcheck and probe else None

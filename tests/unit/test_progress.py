@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from kplan.apply.executor import ApplyEvent
-from kplan.cli.progress import ApplyProgress
+from kplan.cli.progress import LIVE_LINES, ApplyProgress
 from kplan.plan.model import Action
 
 A = 'docker_container.keystone["ctl1"]'
@@ -91,3 +91,17 @@ def test_plain_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> 
 
 def _plain(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+def test_the_oldest_changes_in_flight_have_lines_the_rest_a_count() -> None:
+    console, _ = terminal()
+    clock = Clock()
+    with ApplyProgress(console, clock=clock) as progress:
+        for i in range(LIVE_LINES + 3):
+            progress(ApplyEvent("start", f"docker_container.c{i:02d}", Action.CREATE))
+            clock.now += 1
+        # (a capture while live may hold the live region too: compare the lines as a set)
+        lines = [line.strip() for line in _plain(rendered(console, progress)).splitlines()]
+    shown = {line.split(":")[0] for line in lines if "Creating..." in line}
+    assert shown == {f"docker_container.c{i:02d}" for i in range(LIVE_LINES)}
+    assert lines[-2:] == ["... and 3 more", f"{LIVE_LINES + 3} in flight, 0 done"]
