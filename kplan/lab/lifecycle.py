@@ -63,6 +63,12 @@ def _etc_hosts(spec: LabSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+_BASHRC = """\
+# kplan lab host: root's ~/.bashrc (this machine's own is not read here).
+case $- in *i*) ;; *) return ;; esac
+"""
+
+
 def _host_files(spec: LabSpec, host: HostSpec) -> Path:
     """Write the host's files; return the supervisor's config path."""
     d = spec.host_dir(host)
@@ -72,6 +78,12 @@ def _host_files(spec: LabSpec, host: HostSpec) -> Path:
     for sub in (d / "tmp", d / "srv"):
         sub.mkdir(exist_ok=True)
     (d / "tmp").chmod(0o1777)
+    # Root's shell sources ~/.bashrc for every SSH command (Debian's bash does,
+    # when sshd runs it). The hosts see this machine's /root, so its .bashrc is
+    # replaced by a fresh Debian host's, which returns at once when not
+    # interactive: a pyenv init in the machine's cost ~80 ms of CPU per command,
+    # and every tool's every command paid it.
+    (d / "bashrc").write_text(_BASHRC)
     (upper / "hosts").write_text(_etc_hosts(spec))
     (upper / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     (upper / "hostname").write_text(host.name + "\n")
@@ -121,7 +133,12 @@ def _host_files(spec: LabSpec, host: HostSpec) -> Path:
         "etc_upper": str(upper),
         "etc_work": str(work),
         "run_dir": str(rundir),
-        "binds": [[str(rundir), "/run"], [str(d / "tmp"), "/tmp"], [str(d / "srv"), "/srv"]],
+        "binds": [
+            [str(rundir), "/run"],
+            [str(d / "tmp"), "/tmp"],
+            [str(d / "srv"), "/srv"],
+            [str(d / "bashrc"), "/root/.bashrc"],
+        ],
         "pids_file": str(d / "pids.json"),
         "sshd_args": ["/usr/sbin/sshd", "-D", "-e", "-f", str(sshd_config)],
         "sshd_log": str(d / "sshd.log"),

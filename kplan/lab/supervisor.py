@@ -49,9 +49,10 @@ def _mounts(cfg: dict[str, Any]) -> None:
         "/etc",
     )
     # A private /run (the host's docker.sock, sshd's privilege separation
-    # directory, dockerd's exec root), /tmp and /srv.
+    # directory, dockerd's exec root), /tmp and /srv, and root's .bashrc: a
+    # directory over a directory, a file over a file, where the machine has one.
     for src, dst in cfg["binds"]:
-        if os.path.isdir(dst):
+        if os.path.exists(dst) and os.path.isdir(src) == os.path.isdir(dst):
             _sh("mount", "--bind", src, dst)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     _sh("hostname", cfg["hostname"])

@@ -6,6 +6,7 @@ take it down and check that nothing is left.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -70,6 +71,18 @@ def test_host_has_private_etc_and_run(lab: Lab) -> None:
     # The machine's own files are untouched.
     assert "nameserver 127.0.0.1" not in Path("/etc/resolv.conf").read_text()
     assert not Path("/etc/kolla").exists() or "kplan" not in str(Path("/etc/kolla").resolve())
+
+
+def test_root_shell_reads_not_the_machines_bashrc(lab: Lab) -> None:
+    """Every SSH command runs root's bash, which sources ~/.bashrc: the host's is its own."""
+    with lab.ssh(lab.hosts[0]) as c:
+        rc, out, _ = run_ssh(c, "head -1 /root/.bashrc 2>/dev/null || echo none")
+    assert rc == 0, out
+    if Path("/root/.bashrc").exists():
+        assert out.startswith("# kplan lab host: root's ~/.bashrc")
+        assert not Path("/root/.bashrc").read_text().startswith("# kplan lab host")
+    else:  # nothing to hide: the host has none either
+        assert out.strip() == "none"
 
 
 def test_unknown_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
@@ -137,7 +150,8 @@ def test_up_refuses_another_host_count_and_overlapping_subnet(lab: Lab) -> None:
     proc = kplan_lab("up", "--name", lab.name, "--hosts", "5")
     assert proc.returncode == 1
     assert "kplan lab down" in proc.stderr
-    proc = kplan_lab("up", "--name", "kplanother", "--subnet", "10.231.7.128/25")
+    upper_half = list(ipaddress.IPv4Network(LAB_SUBNET).subnets())[1]  # inside the lab's
+    proc = kplan_lab("up", "--name", "kplanother", "--subnet", str(upper_half))
     assert proc.returncode == 1
     assert "overlaps" in proc.stderr
     assert not Path(lab.dir.parent / "kplanother").exists()
