@@ -161,7 +161,9 @@ def run_plan(
         cg=loaded.graph,
         root_dir=loaded.dir,
         variables=loaded.variables,
-        records=lambda blocks, hosts: store.resources(blocks=blocks, hosts=hosts),
+        records=lambda blocks, hosts, modules=None: store.resources(
+            blocks=blocks, hosts=hosts, modules=modules
+        ),
         outputs=store.outputs(),
         registry=registry,
         workspace=store.workspace,

@@ -128,6 +128,12 @@ class Deferring(Protocol):
         """The value of an instance left out (its recorded state, read when used)."""
         ...
 
+    def wanted_module_keys(self, parent: ModuleAddr, name: str) -> set[Key] | None:
+        """The only instances of module call ``name`` in ``parent`` it needs (None: all).
+
+        Nothing may read the others: their outputs stay empty."""
+        ...
+
 
 @dataclass
 class _ModuleInstance:
@@ -445,7 +451,13 @@ class Evaluator:
         else:
             slot = {}
         mi.scope["module"][node.name] = slot
+        # A plan focused on some instances of this call (-target 'module.node["h1"]')
+        # makes only those: nothing it evaluates reads the others.
+        wanted_of = getattr(self.handler, "wanted_module_keys", None)
+        wanted = wanted_of(mi.addr, node.name) if wanted_of is not None else None
         for key, each in keys:
+            if wanted is not None and key not in wanted:
+                continue
             scope = _with_each(mi.scope, key, each, call.count is not None)
             child = self._module_instance(mi, call, scope, key, base_deps)
             children.append(child)

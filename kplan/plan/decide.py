@@ -66,6 +66,9 @@ class Selection:
     excluded: set[ResourceAddr] = field(default_factory=set)
     # With targets: the configuration nodes a targeted plan evaluates (None: all).
     scope_nodes: set[Node] | None = None
+    # The module instances every target lies in, each named to its key (see
+    # _module_focus): a plan evaluates and reads only those of their calls.
+    focus: tuple[ModuleAddr, ...] | None = None
 
     @classmethod
     def parse(
@@ -93,6 +96,7 @@ class Selection:
                         ) from None
         if cg is not None and (sel.targets or sel.host_targets):
             sel._dependencies(cg)
+            sel.focus = _module_focus(sel, cg)
         return sel
 
     def _dependencies(self, cg: ConfigGraph) -> None:
@@ -146,6 +150,37 @@ class Selection:
         if not self.targeted:
             return True
         return any(t.matches(addr) for t in self.targets) or host in self.host_targets
+
+
+def _module_focus(sel: Selection, cg: ConfigGraph) -> tuple[ModuleAddr, ...] | None:
+    """The module instances the targets lie in, when nothing else of their calls is needed.
+
+    ``-target 'module.node["h1"]'`` (or a block inside it) plans that one instance:
+    what the plan evaluates beyond it (the call's inputs, what they read) cannot
+    depend on the call, or the configuration would have a cycle. So the other
+    instances of ``module.node`` need no evaluating and their rows no reading
+    (at 1,000 hosts, a one-host plan did both for every host). Only for targets
+    alone (no host selector, no -exclude), each inside a module call of the
+    configuration, every step of a for_each or count call naming its key.
+    """
+    if not sel.targets or sel.host_targets or sel.excludes or sel.host_excludes:
+        return None
+    out: list[ModuleAddr] = []
+    for t in sel.targets:
+        steps = t.addr.steps if isinstance(t.addr, ModuleAddr) else t.addr.module.steps
+        if not steps:
+            return None
+        path: tuple[str, ...] = ()
+        for step in steps:
+            module = cg.modules.get(path)
+            call = module.modules.get(step.name) if module is not None else None
+            if call is None:  # a module only the state knows: its rows are all read
+                return None
+            if step.key is None and (call.for_each is not None or call.count is not None):
+                return None  # module.NAME of a for_each call: every instance
+            path = (*path, step.name)
+        out.append(ModuleAddr(steps))
+    return tuple(out)
 
 
 def fresh_computed(planned: Mapping[str, Any], schema: ResourceSchema) -> dict[str, Any]:

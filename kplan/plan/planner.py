@@ -13,7 +13,7 @@ import gc
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kplan.addrs import Key, ModuleAddr, ResourceAddr, ResourceConfigAddr, Target, parse_resource
 from kplan.config.model import Resource
@@ -30,10 +30,20 @@ from kplan.values import UNKNOWN
 
 __all__ = ["PlanOptions", "RecordLoader", "make_plan"]
 
-# (blocks as (type, name) pairs or None for all, hosts or None for all) → records
-RecordLoader = Callable[
-    [set[tuple[str, ...]] | None, set[str] | None], Mapping[str, ResourceRecord]
-]
+
+class RecordLoader(Protocol):
+    """What state records, read for a plan: every row, or what a targeted plan needs."""
+
+    def __call__(
+        self,
+        blocks: set[tuple[str, ...]] | None,
+        hosts: set[str] | None,
+        modules: set[str] | None = None,
+    ) -> Mapping[str, ResourceRecord]:
+        """The rows of ``blocks`` ((type, name) pairs, in any module; None: all) and,
+        with ``modules``, every row inside those module instances; with ``hosts``, of
+        those rows only the ones on those hosts or on none."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,21 @@ class _PlanHandler:
             return None
         return set(sel.host_targets)
 
+    def wanted_module_keys(self, parent: ModuleAddr, name: str) -> set[Key] | None:
+        """The instances of module call ``name`` (in ``parent``) a focused plan needs."""
+        focus = self.planner.selection.focus
+        if not focus:
+            return None
+        depth = len(parent.steps)
+        keys: set[Key] = set()
+        for f in focus:  # every target must go through this very call, or all are needed
+            if len(f.steps) <= depth or f.steps[:depth] != parent.steps:
+                return None
+            if f.steps[depth].name != name:
+                return None
+            keys.add(f.steps[depth].key)
+        return keys
+
     def deferred(self, addr: ResourceAddr) -> Any:
         rec = self.planner.records.get(str(addr))
         if rec is not None:
@@ -137,6 +162,16 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
     scope = selection.scope_nodes
     if scope is None or mode is not PlanMode.NORMAL:
         return dict(inputs.records(None, None))  # a destroy must see what depends on it
+    if selection.focus:
+        # The focused module instances' rows, all of them (blocks only the state still
+        # knows too), and the rows of what the plan evaluates outside them.
+        paths = [tuple(s.name for s in f.steps) for f in selection.focus]
+        outside = {
+            tuple(n.name.split(".", 1))
+            for n in scope
+            if n.kind == "resource" and not any(n.module[: len(p)] == p for p in paths)
+        }
+        return dict(inputs.records(outside, None, {str(f) for f in selection.focus}))
     # A target selects directly what state records even once its block (or module) is
     # gone from the configuration, to be deleted: read those rows too. A module target
     # may name blocks only state knows: all rows.

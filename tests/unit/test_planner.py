@@ -451,6 +451,102 @@ def test_host_target_reads_only_that_hosts_rows_and_others_lazily(tmp_path: Path
     assert actions(plan) == {'fake_config.conf["h2"]': Action.UPDATE}
 
 
+NODE_ROOT = """
+hosts:
+  h1: {address: 10.231.0.11, connection: local}
+  h2: {address: 10.231.0.12, connection: local}
+  h3: {address: 10.231.0.13, connection: local}
+variables:
+  port: {type: number, default: 7}
+modules:
+  node:
+    source: ./node
+    for_each: ${hosts}
+    hosts: ${[each.key]}
+    inputs: {port: "${var.port}"}
+"""
+
+NODE = """
+variables:
+  port: {type: number}
+resources:
+  fake_config.conf:
+    host: ${hosts[0]}
+    text: "port ${var.port}"
+  fake_container.svc:
+    host: ${hosts[0]}
+    image: "img:1"
+    env: {CONF: "${fake_config.conf.text}"}
+    restart_on: [fake_config.conf]
+"""
+
+
+def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(NODE_ROOT))
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "main.kp.yaml").write_text(textwrap.dedent(NODE))
+    cfg, diags = load_module(str(tmp_path))
+    assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
+    cg, _ = build_graph(cfg)
+    state: dict[str, dict[str, Any]] = {}
+    for h in ("h1", "h2", "h3"):  # every host's config is out of date
+        m = f'module.node["{h}"]'
+        state[f"{m}.fake_config.conf"] = {"text": "port 6", "id": f"c-{h}"}
+        state[f"{m}.fake_container.svc"] = {"image": "img:1", "env": {"CONF": "port 6"}}
+    state['module.node["h1"].fake_config.gone'] = {"text": "removed", "id": "g"}
+    records = {
+        a: ResourceRecord.from_addr(a, provider="fake", attributes=v) for a, v in state.items()
+    }
+    asked: list[tuple[object, ...]] = []
+
+    def load(
+        blocks: set[tuple[str, ...]] | None, hosts: set[str] | None, modules: set[str] | None = None
+    ) -> dict[str, ResourceRecord]:
+        asked.append((blocks, hosts, modules))
+        return {
+            a: r
+            for a, r in records.items()
+            if blocks is None
+            or (r.type, r.name) in blocks
+            or any(r.module == m or r.module.startswith(m + ".") for m in modules or ())
+        }
+
+    planned: list[str] = []
+
+    class Counting(FakeContainers):
+        def plan(self, req: PlanRequest):  # type: ignore[no-untyped-def]
+            planned.append(req.address)
+            return super().plan(req)
+
+    inputs = PlanInputs(
+        cg, str(tmp_path), {}, load, {}, ProviderRegistry([Counting()]), "default", "l", 1, "x"
+    )
+    plan, diags = make_plan(inputs, PlanOptions(refresh=False, targets=('module.node["h1"]',)))
+    assert not diags.has_errors, [str(d) for d in diags]
+    # Only h1's rows were read, and only h1's instances planned: not h2's and h3's too.
+    assert asked == [(set(), None, {'module.node["h1"]'})]
+    assert sorted(planned) == [
+        'module.node["h1"].fake_config.conf',
+        'module.node["h1"].fake_container.svc',
+    ]
+    assert actions(plan) == {
+        'module.node["h1"].fake_config.conf': Action.UPDATE,
+        'module.node["h1"].fake_config.gone': Action.DELETE,  # only the state knows it
+        'module.node["h1"].fake_container.svc': Action.UPDATE,
+    }
+    # Two instances of the call: both, and no other.
+    asked.clear()
+    targets = ('module.node["h1"]', 'module.node["h3"].fake_container.svc')
+    plan, _ = make_plan(inputs, PlanOptions(refresh=False, targets=targets))
+    assert asked == [(set(), None, {'module.node["h1"]', 'module.node["h3"]'})]
+    assert 'module.node["h3"].fake_container.svc' in actions(plan)
+    assert not any("h2" in a for a in actions(plan))
+    # A target of every instance (module.node) is no focus: every row is read.
+    asked.clear()
+    make_plan(inputs, PlanOptions(refresh=False, targets=("module.node",)))
+    assert asked == [(None, None, None)]
+
+
 class _Box:
     """A stand-in SecretBox for the plan file: no secrets in these plans."""
 
