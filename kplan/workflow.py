@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kplan.apply.executor import ApplyEvent, ApplyResult, apply_plan
+from kplan.apply.recording import GroupCommit
 from kplan.config.loader import load_module
 from kplan.config.model import ModuleConfig
 from kplan.config.variables import resolve_variables
@@ -294,7 +295,7 @@ def _execute(
             variables=loaded.variables,
             records=store.resources(),
             registry=registry,
-            recorder=store,
+            recorder=GroupCommit(store),
             root_dir=loaded.dir,
             parallelism=opts.parallelism,
             notify=notify,

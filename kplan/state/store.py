@@ -388,6 +388,44 @@ class StateStore:
             queries.add_versions(conn, self._ws_id, serial, new)
 
     @_translated
+    def record(self, changes: Sequence[tuple[str, ResourceRecord | None]]) -> None:
+        """Puts (a record) and deletes (None), by address, in one committed transaction.
+
+        What an apply's changes finishing together write (kplan.apply.recording):
+        one serial bump for all of them, when any changed the state. Of one
+        address written twice, the last write counts.
+        """
+        last = dict(changes)
+        new = [
+            rows.to_row(r, self._ws_id, self._box, self._aad)
+            for r in last.values()
+            if r is not None
+        ]
+        gone = sorted(a for a, r in last.items() if r is None)
+        with self._write() as conn:
+            removed: list[str] = []
+            if gone:
+                found = conn.execute(
+                    select(R.c.address).where(
+                        R.c.workspace_id == self._ws_id, R.c.address.in_(gone)
+                    )
+                ).scalars()
+                removed = sorted(found)
+            if not new and not removed:
+                return
+            serial = queries.bump_serial(conn, self._ws_id)
+            if removed:
+                conn.execute(
+                    delete(R).where(R.c.workspace_id == self._ws_id, R.c.address.in_(removed))
+                )
+                queries.add_tombstones(conn, self._ws_id, serial, removed)
+            if new:
+                for row in new:
+                    row["updated_serial"] = serial
+                queries.upsert(conn, R, new, ("workspace_id", "address"))
+                queries.add_versions(conn, self._ws_id, serial, new)
+
+    @_translated
     def move(self, old_address: str, record: ResourceRecord) -> None:
         """Replace ``old_address`` by ``record`` in one committed transaction (state mv)."""
         new = rows.to_row(record, self._ws_id, self._box, self._aad)
