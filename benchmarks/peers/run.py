@@ -20,6 +20,9 @@ of the hosts, SSH connections and channels, and the containers created or
 restarted. Then the round trips of a refresh at 5, 20 and 80 services per host.
 Results: WORKDIR/results.json, a table on stdout and, with ``--results``, a
 section of benchmarks/RESULTS.md (between the peer-benchmark markers).
+What is measured is kept in WORKDIR/partial.json after every tool and size:
+a run stopped part way goes on with ``--resume`` (the same arguments and
+workdir) and measures only what is missing.
 """
 
 from __future__ import annotations
@@ -88,6 +91,61 @@ class Figure:
 
     def median(self, attr: str) -> float:
         return statistics.median(float(getattr(r, attr)) for r in self.runs)
+
+
+def figure_from(d: dict[str, Any]) -> Figure:
+    """A figure back from its JSON (``asdict``) form."""
+    runs = [Run(**r) for r in d["runs"]]
+    return Figure(d["tool"], d["size"], d["name"], d["command"], runs, d.get("expected", ""))
+
+
+class Progress:
+    """What this run has measured so far, kept in WORKDIR/partial.json.
+
+    Saved after every tool and size, round trip and the scale run: a full run
+    takes over an hour, and one stopped near its end used to lose everything.
+    With ``resume``, what the file holds is taken up and not measured again.
+    """
+
+    def __init__(self, workdir: Path, resume: bool) -> None:
+        self.path = workdir / "partial.json"
+        self.started = time.strftime("%Y-%m-%d %H:%M")
+        self.figures: list[Figure] = []
+        self.trips: list[dict[str, Any]] = []
+        self.scale: dict[str, Any] | None = None
+        if resume and self.path.exists():
+            d = json.loads(self.path.read_text())
+            self.started = d["started"]
+            self.figures = [figure_from(f) for f in d["figures"]]
+            self.trips = d["round_trips"]
+            self.scale = d["scale"]
+            for size, texts in d["rendered"].items():
+                RENDERED.setdefault(size, {}).update(texts)
+            print(
+                f"Resuming from {self.path} (started {self.started}): {len(self.figures)} "
+                f"figures, {len(self.trips)} round trips"
+                + (", the scale run" if self.scale else ""),
+                flush=True,
+            )
+
+    def has(self, tool: str, size: str) -> bool:
+        return any(f.tool == tool and f.size == size for f in self.figures)
+
+    def has_trip(self, tool: str, services: int) -> bool:
+        return any(t["tool"] == tool and t["services"] == services for t in self.trips)
+
+    def save(self) -> None:
+        data = {
+            "started": self.started,
+            "figures": [asdict(f) for f in self.figures],
+            "round_trips": self.trips,
+            "scale": self.scale,
+            "rendered": RENDERED,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.path)  # a run killed while writing keeps the last whole file
 
 
 # -- the peers ---------------------------------------------------------------------
@@ -403,10 +461,11 @@ def lab_runs(
     rt_sizes: Sequence[int],
     tools: Sequence[str],
     lab_hosts: int,
-    figures: list[Figure],
-    trips: list[dict[str, Any]],
+    progress: Progress,
 ) -> None:
-    """The lab part: every size and tool, then the round trips; the lab is taken down."""
+    """The lab part: every size and tool, then the round trips; the lab is taken down.
+
+    What ``progress`` already holds is not measured again."""
     spec = LabSpec.make(args.lab_name, lab_hosts, args.subnet)
     kp = [*KPLAN, "lab"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -427,19 +486,25 @@ def lab_runs(
             work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
             print(f"{work.label}: {n_hosts} hosts x {services} services", flush=True)
             for tool in tools:
-                figures += bench_tool(
+                if progress.has(tool, work.label):
+                    print(f"  {tool:8} measured before", flush=True)
+                    continue
+                progress.figures += bench_tool(
                     tool, work, LabHosts(spec, hosts), args.workdir / work.label, args.repeat
                 )
+                progress.save()
         for services in rt_sizes:
             hosts = spec.all_hosts()[: args.roundtrip_hosts]
             work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
             for tool in tools:
-                trips.append(
-                    round_trips(
-                        tool, work, LabHosts(spec, hosts), args.workdir / f"rt-{work.label}"
-                    )
+                if progress.has_trip(tool, services):
+                    continue
+                trip = round_trips(
+                    tool, work, LabHosts(spec, hosts), args.workdir / f"rt-{work.label}"
                 )
-                print(f"  round trips {tool:8} {services:3} services: {trips[-1]}", flush=True)
+                progress.trips.append(trip)
+                progress.save()
+                print(f"  round trips {tool:8} {services:3} services: {trip}", flush=True)
         lab.clean()
     finally:
         for project in args.workdir.glob("*/ansible"):
@@ -482,6 +547,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="an earlier results.json: its figures of the tools not run now join the report",
     )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from WORKDIR/partial.json: measure only what a stopped run had not",
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.error("run as root: the lab needs network namespaces, cgroups and dockerd")
@@ -492,30 +562,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     rt_sizes = [int(s) for s in args.roundtrips.split(",") if s]
     lab_hosts = max([h for h, _ in sizes] + ([args.roundtrip_hosts] if rt_sizes else []), default=0)
 
-    started = time.strftime("%Y-%m-%d %H:%M")
+    progress = Progress(args.workdir, args.resume)
     versions = setup_peers(tools)
-    figures: list[Figure] = []
-    trips: list[dict[str, Any]] = []
     if lab_hosts:
-        lab_runs(args, sizes, rt_sizes, tools, lab_hosts, figures, trips)
-    scaled: dict[str, Any] | None = None
-    if args.scale_hosts:
-        scaled = scale.run_scale(
+        lab_runs(args, sizes, rt_sizes, tools, lab_hosts, progress)
+    if args.scale_hosts and progress.scale is None:
+        progress.scale = scale.run_scale(
             args.workdir / "scale",
             args.scale_hosts,
             args.scale_services,
             args.repeat,
             args.terraform_hosts,
         )
+        progress.save()
     machine = report.machine()
     data = {
-        "started": started,
+        "started": progress.started,
         "machine": machine,
         "versions": versions,
         "argv": sys.argv,
-        "figures": [{**asdict(f), "medians": report.medians(f)} for f in figures],
-        "round_trips": trips,
-        "scale": scaled,
+        "figures": [{**asdict(f), "medians": report.medians(f)} for f in progress.figures],
+        "round_trips": progress.trips,
+        "scale": progress.scale if args.scale_hosts else None,
         "same_files": {size: len(set(t.values())) == 1 for size, t in RENDERED.items()},
     }
     if args.merge:

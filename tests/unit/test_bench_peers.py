@@ -196,6 +196,31 @@ def test_sizes_are_checked(text: str) -> None:
     assert parse_size("10x20") == (10, 20)
 
 
+def test_a_stopped_run_resumes_with_what_it_had_measured(tmp_path: Path) -> None:
+    from benchmarks.peers import run
+
+    done = run.Progress(tmp_path, resume=False)
+    fig = run.Figure(
+        "ansible", "3x10", "deploy", "ansible-playbook site.yml", expected="30 created"
+    )
+    fig.runs.append(run.Run(17.8, 6.1, 20.5, 3, 276, 30, 0, 30, log="a.log"))
+    done.figures.append(fig)
+    done.trips.append({"tool": "kplan", "services": 5, "wall": 0.7})
+    run.RENDERED["3x10"] = {"ansible": "port = 8000\n"}
+    done.save()
+    run.RENDERED.clear()
+
+    again = run.Progress(tmp_path, resume=True)
+    assert again.started == done.started
+    assert again.figures == [fig]  # the runs too, as dataclasses again
+    assert again.has("ansible", "3x10") and not again.has("ansible", "10x20")
+    assert again.has_trip("kplan", 5) and not again.has_trip("kplan", 20)
+    assert again.scale is None
+    assert run.RENDERED == {"3x10": {"ansible": "port = 8000\n"}}
+    assert run.Progress(tmp_path, resume=False).figures == []  # a new run starts afresh
+    run.RENDERED.clear()
+
+
 def test_results_json_shape_is_what_the_report_reads() -> None:
     # The report reads these keys of every round-trip entry written by run.round_trips.
     entry = {
