@@ -197,7 +197,7 @@ class SSHConnection(Connection):
             chan.exec_command(line)
             if stdin:
                 chan.sendall(stdin)
-            chan.shutdown_write()
+            _send_eof(chan)
             out: list[bytes] = []
             err: list[bytes] = []
             chan.settimeout(0.05)
@@ -345,6 +345,51 @@ class SSHConnection(Connection):
             if self._fabric is not None:
                 self._fabric.close()
                 self._fabric = None
+
+
+def _send_eof(chan: paramiko.Channel) -> None:
+    """Tell the command its input has ended: EOF, ordered before the channel's CLOSE.
+
+    paramiko's ``shutdown_write`` makes the EOF message under the channel's
+    lock but sends it after letting go. A command that exits at once (a
+    ``mkdir``, with nothing slow in the host's shell start) can have the
+    host close its channel in between; paramiko's transport thread answers
+    with its own CLOSE, and the EOF follows it. OpenSSH takes an EOF for a
+    channel it has freed for a protocol violation and drops the connection
+    ("ieof packet referred to nonexistent channel"): every command, file and
+    Docker request in flight on that host fails.
+
+    Here the EOF is made and sent as one step, holding first the transport's
+    send lock (as paramiko does for every message it sends) and then the
+    channel's: a CLOSE the transport thread makes meanwhile goes out after
+    the EOF, and once the channel is closed no EOF goes out at all. The send
+    lock is taken only outside a key exchange, the way paramiko's own
+    ``_send_user_message`` takes it, so a re-key is never waited on while
+    the channel's lock is held (that would deadlock the transport thread).
+    """
+    transport = chan.transport
+    if transport is None:
+        return
+    deadline = time.monotonic() + transport.clear_to_send_timeout
+    while True:
+        transport.clear_to_send.wait(0.1)
+        if not transport.active:
+            return  # the connection is gone; the read that follows says so
+        transport.clear_to_send_lock.acquire()
+        if transport.clear_to_send.is_set():
+            break
+        transport.clear_to_send_lock.release()
+        if time.monotonic() > deadline:
+            raise paramiko.SSHException("key exchange timed out before the command's EOF")
+    try:
+        with chan.lock:
+            if chan.closed:
+                return
+            message = chan._send_eof()
+            if message is not None:
+                transport._send_message(message)
+    finally:
+        transport.clear_to_send_lock.release()
 
 
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]

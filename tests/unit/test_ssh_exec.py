@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from kplan.transport.ssh import SSHConnection
+import paramiko
+import pytest
+
+from kplan.transport.ssh import SSHConnection, _send_eof
 
 
 class ScriptedChannel:
@@ -64,8 +67,7 @@ class ScriptedChannel:
     def sendall(self, data: bytes) -> None:
         self.sent += data
 
-    def shutdown_write(self) -> None:
-        pass
+    transport = None  # no connection behind it: the EOF is not sent anywhere
 
     def settimeout(self, seconds: float) -> None:
         pass
@@ -93,3 +95,97 @@ def test_many_steps_keep_their_order() -> None:
     code, out, err = _exec(ScriptedChannel(steps))
     assert out.decode().split() == [str(i) for i in range(50)]
     assert err == b"e" * 25 and code == 0
+
+
+EOF_BYTE, CLOSE_BYTE = 96, 97  # SSH_MSG_CHANNEL_EOF, SSH_MSG_CHANNEL_CLOSE
+
+
+class RecordingTransport:
+    """The transport side of a real paramiko Channel: messages are recorded, not sent.
+
+    ``host_closes_first`` plays the race: a user message sent from the test's
+    thread first lets the transport thread (``closer``) finish handling the
+    host's CLOSE, which is what happens when the command exits between the
+    EOF being made and being sent.
+    """
+
+    active = True
+    clear_to_send_timeout = 5.0
+
+    def __init__(self) -> None:
+        self.clear_to_send = threading.Event()
+        self.clear_to_send.set()
+        self.clear_to_send_lock = threading.Lock()
+        self.sent: list[int] = []
+        self.closer: threading.Thread | None = None
+
+    def _send_message(self, message: paramiko.Message) -> None:
+        self.sent.append(message.asbytes()[0])
+
+    def _send_user_message(self, message: paramiko.Message) -> None:
+        if self.closer is not None and threading.current_thread() is not self.closer:
+            self.closer.join(1.0)
+        with self.clear_to_send_lock:
+            self._send_message(message)
+
+    def _unlink_channel(self, chanid: int) -> None:
+        pass
+
+
+class ClosingChannel(paramiko.Channel):  # type: ignore[misc]
+    """A channel whose host closes it the moment its EOF is made."""
+
+    def _send_eof(self) -> paramiko.Message | None:
+        transport = self.transport
+        transport.closer = threading.Thread(target=self._handle_close, args=(None,))
+        transport.closer.start()
+        return super()._send_eof()
+
+
+def _channel(cls: type[paramiko.Channel] = paramiko.Channel) -> paramiko.Channel:
+    chan = cls(1)
+    chan.transport = RecordingTransport()
+    chan.remote_chanid = 7
+    chan.active = True
+    return chan
+
+
+def test_eof_goes_out_before_the_close_of_a_command_that_exits_at_once() -> None:
+    # paramiko's shutdown_write sent [CLOSE, EOF] here, and OpenSSH dropped
+    # the connection over an EOF for a channel it had freed.
+    chan = _channel(ClosingChannel)
+    _send_eof(chan)
+    chan.transport.closer.join(5)
+    assert chan.transport.sent == [EOF_BYTE, CLOSE_BYTE]
+
+
+def test_no_eof_goes_out_on_a_closed_channel() -> None:
+    chan = _channel()
+    chan._handle_close(None)
+    assert chan.transport.sent == [EOF_BYTE, CLOSE_BYTE]  # paramiko's own, on closing
+    _send_eof(chan)
+    assert chan.transport.sent == [EOF_BYTE, CLOSE_BYTE]
+
+
+def test_eof_waits_for_a_key_exchange_without_holding_the_channel() -> None:
+    chan = _channel()
+    chan.transport.clear_to_send.clear()
+    sender = threading.Thread(target=_send_eof, args=(chan,))
+    sender.start()
+    sender.join(0.3)
+    assert sender.is_alive() and chan.transport.sent == []
+    # The transport thread can still take the channel's lock mid-exchange.
+    assert chan.lock.acquire(timeout=1)
+    chan.lock.release()
+    chan.transport.clear_to_send.set()
+    sender.join(5)
+    assert chan.transport.sent == [EOF_BYTE]
+
+
+def test_eof_gives_up_when_a_key_exchange_never_ends() -> None:
+    chan = _channel()
+    chan.transport.clear_to_send.clear()
+    chan.transport.clear_to_send_timeout = 0.2
+    with pytest.raises(paramiko.SSHException, match="key exchange"):
+        _send_eof(chan)
+    assert chan.transport.sent == []
