@@ -38,11 +38,12 @@ class RecordLoader(Protocol):
         self,
         blocks: set[tuple[str, ...]] | None,
         hosts: set[str] | None,
-        modules: set[str] | None = None,
+        modules: Mapping[str, set[tuple[str, ...]] | None] | None = None,
     ) -> Mapping[str, ResourceRecord]:
         """The rows of ``blocks`` ((type, name) pairs, in any module; None: all) and,
-        with ``modules``, every row inside those module instances; with ``hosts``, of
-        those rows only the ones on those hosts or on none."""
+        with ``modules`` (module instance → blocks), the rows of those blocks inside
+        each module instance (None: every row inside it); with ``hosts``, of those
+        rows only the ones on those hosts or on none."""
         ...
 
 
@@ -163,15 +164,7 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
     if scope is None or mode is not PlanMode.NORMAL:
         return dict(inputs.records(None, None))  # a destroy must see what depends on it
     if selection.focus:
-        # The focused module instances' rows, all of them (blocks only the state still
-        # knows too), and the rows of what the plan evaluates outside them.
-        paths = [tuple(s.name for s in f.steps) for f in selection.focus]
-        outside = {
-            tuple(n.name.split(".", 1))
-            for n in scope
-            if n.kind == "resource" and not any(n.module[: len(p)] == p for p in paths)
-        }
-        return dict(inputs.records(outside, None, {str(f) for f in selection.focus}))
+        return dict(inputs.records(*_focused_rows(selection, scope)))
     # A target selects directly what state records even once its block (or module) is
     # gone from the configuration, to be deleted: read those rows too. A module target
     # may name blocks only state knows: all rows.
@@ -183,6 +176,45 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
     }
     only_hosts = selection.host_targets and not selection.targets and inputs.get_record
     return dict(inputs.records(blocks, set(selection.host_targets) if only_hosts else None))
+
+
+def _focused_rows(
+    selection: Selection, scope: set[Node]
+) -> tuple[set[tuple[str, ...]], None, dict[str, set[tuple[str, ...]] | None]]:
+    """What a plan focused on module instances reads: of each instance, the blocks
+    it evaluates there, or every row when the target is the instance itself (blocks
+    only the state still knows, to delete); outside them, the blocks it evaluates.
+
+    Every row read is refreshed: reading a focused instance whole for a target on
+    one resource in it refreshed its siblings too (keystone's objects, for a
+    targeted apply of its database grant while keystone could not answer).
+    """
+    assert selection.focus is not None
+    paths = {str(f): tuple(s.name for s in f.steps) for f in selection.focus}
+    whole = {str(t.addr) for t in selection.targets if isinstance(t.addr, ModuleAddr)}
+    outside: set[tuple[str, ...]] = set()
+    inside: dict[str, set[tuple[str, ...]] | None] = {
+        m: None if m in whole else set() for m in paths
+    }
+    for n in scope:
+        if n.kind != "resource":
+            continue
+        block = tuple(n.name.split(".", 1))
+        within = [m for m, p in paths.items() if n.module[: len(p)] == p]
+        if not within:
+            outside.add(block)
+        for m in within:
+            wanted = inside[m]
+            if wanted is not None:
+                wanted.add(block)
+    for t in selection.targets:  # a resource target only the state knows, to delete
+        if isinstance(t.addr, ModuleAddr):
+            continue
+        m = str(t.addr.module)
+        wanted = inside.get(m)
+        if wanted is not None:
+            wanted.add((t.addr.type, t.addr.name))
+    return outside, None, inside
 
 
 def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnostics]:

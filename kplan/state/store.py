@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, or_, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from kplan.diagnostics import Diagnostic, KplanError
@@ -280,21 +280,26 @@ class StateStore:
         *,
         blocks: Collection[tuple[str, ...]] | None = None,
         hosts: Collection[str] | None = None,
-        modules: Collection[str] | None = None,
+        modules: Mapping[str, Collection[tuple[str, ...]] | None] | None = None,
     ) -> dict[str, ResourceRecord]:
         """The resources of the workspace, decoded, ordered by address.
 
         With ``blocks`` ((type, name) pairs), only the instances of those
         resource blocks, in any module, and with ``modules`` (module instance
-        addresses, ``module.node["h1"]``) also every instance inside those;
+        addresses, ``module.node["h1"]``, each to the blocks to read inside it,
+        or None for all) also those instances inside them;
         with ``hosts``, only the instances on those hosts or on none: what a
         targeted plan needs.
         """
         query = queries.select_resources(self._ws_id)
         if blocks is not None:
             picked: ColumnElement[bool] = tuple_(R.c.type, R.c.name).in_(sorted(blocks))
-            for m in sorted(modules or ()):
+            for m, in_blocks in sorted((modules or {}).items()):
                 inside = or_(R.c.module == m, R.c.module.startswith(m + ".", autoescape=True))
+                if in_blocks is not None:
+                    if not in_blocks:
+                        continue
+                    inside = and_(inside, tuple_(R.c.type, R.c.name).in_(sorted(in_blocks)))
                 picked = or_(picked, inside)
             query = query.where(picked)
         if hosts is not None:

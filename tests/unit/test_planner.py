@@ -500,7 +500,9 @@ def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: P
     asked: list[tuple[object, ...]] = []
 
     def load(
-        blocks: set[tuple[str, ...]] | None, hosts: set[str] | None, modules: set[str] | None = None
+        blocks: set[tuple[str, ...]] | None,
+        hosts: set[str] | None,
+        modules: dict[str, set[tuple[str, ...]] | None] | None = None,
     ) -> dict[str, ResourceRecord]:
         asked.append((blocks, hosts, modules))
         return {
@@ -508,7 +510,11 @@ def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: P
             for a, r in records.items()
             if blocks is None
             or (r.type, r.name) in blocks
-            or any(r.module == m or r.module.startswith(m + ".") for m in modules or ())
+            or any(
+                (r.module == m or r.module.startswith(m + "."))
+                and (wanted is None or (r.type, r.name) in wanted)
+                for m, wanted in (modules or {}).items()
+            )
         }
 
     planned: list[str] = []
@@ -524,7 +530,7 @@ def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: P
     plan, diags = make_plan(inputs, PlanOptions(refresh=False, targets=('module.node["h1"]',)))
     assert not diags.has_errors, [str(d) for d in diags]
     # Only h1's rows were read, and only h1's instances planned: not h2's and h3's too.
-    assert asked == [(set(), None, {'module.node["h1"]'})]
+    assert asked == [(set(), None, {'module.node["h1"]': None})]
     assert sorted(planned) == [
         'module.node["h1"].fake_config.conf',
         'module.node["h1"].fake_container.svc',
@@ -538,9 +544,23 @@ def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: P
     asked.clear()
     targets = ('module.node["h1"]', 'module.node["h3"].fake_container.svc')
     plan, _ = make_plan(inputs, PlanOptions(refresh=False, targets=targets))
-    assert asked == [(set(), None, {'module.node["h1"]', 'module.node["h3"]'})]
+    conf, svc = ("fake_config", "conf"), ("fake_container", "svc")
+    assert asked == [(set(), None, {'module.node["h1"]': None, 'module.node["h3"]': {conf, svc}})]
     assert 'module.node["h3"].fake_container.svc' in actions(plan)
     assert not any("h2" in a for a in actions(plan))
+    # A resource target in an instance reads (and so refreshes) what it needs there,
+    # not its siblings: not the container, for its config.
+    asked.clear()
+    target = 'module.node["h1"].fake_config.conf'
+    plan, _ = make_plan(inputs, PlanOptions(refresh=False, targets=(target,)))
+    assert asked == [(set(), None, {'module.node["h1"]': {conf}})]
+    assert actions(plan) == {target: Action.UPDATE}
+    # One only the state knows is read, to be deleted.
+    asked.clear()
+    gone = 'module.node["h1"].fake_config.gone'
+    plan, _ = make_plan(inputs, PlanOptions(refresh=False, targets=(gone,)))
+    assert asked[0] == (set(), None, {'module.node["h1"]': {("fake_config", "gone")}})
+    assert actions(plan) == {gone: Action.DELETE}
     # A target of every instance (module.node) is no focus: every row is read.
     asked.clear()
     make_plan(inputs, PlanOptions(refresh=False, targets=("module.node",)))

@@ -105,6 +105,30 @@ def test_move_is_one_change(db: str, env: dict[str, str]) -> None:
         assert store.resources() == {"module.m.a.b": moved}
 
 
+def test_a_targeted_read_takes_the_blocks_asked_of_each_module_instance(
+    db: str, env: dict[str, str]
+) -> None:
+    addrs = [
+        "secret_password.db",
+        'module.node["h1"].docker_container.svc',
+        'module.node["h1"].host_file.conf',
+        'module.node["h1"].module.inner.host_file.conf',
+        'module.node["h10"].host_file.conf',  # a prefix of h1's name, not inside it
+        'module.node["h2"].host_file.conf',
+    ]
+    with StateStore.open(db, environ=env) as store:
+        store.put_many([rec(a) for a in addrs])
+        h1 = 'module.node["h1"]'
+
+        def read(modules: dict[str, set[tuple[str, ...]] | None]) -> list[str]:
+            return list(store.resources(blocks={("secret_password", "db")}, modules=modules))
+
+        assert read({h1: None}) == [addrs[1], addrs[2], addrs[3], addrs[0]]
+        assert read({h1: {("host_file", "conf")}}) == [addrs[2], addrs[3], addrs[0]]
+        assert read({h1: set()}) == [addrs[0]]
+        assert read({}) == [addrs[0]]
+
+
 def test_secret_box_seals_for_the_state(db: str, env: dict[str, str]) -> None:
     with StateStore.open(db, environ=env) as store:
         token = store.secret_box.encrypt(b"plan secret", b"planfile")
