@@ -10,12 +10,14 @@ with ten changes finishing at once nine of them queued behind the first.
 commit under way becomes the leader and commits every write queued so far in
 one transaction; writers arriving meanwhile wait, and the next of them leads
 the next commit. A lone change commits at once, as before; ten at once cost
-about two commits, not ten. Each write still returns only once committed, and
-a failed commit fails every change it held.
+about two commits, not ten. Each write still returns only once committed; a
+failed commit is retried write by write, so a write the state refuses fails
+its own change alone.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Protocol
@@ -74,15 +76,28 @@ class GroupCommit:
             raise w.error
 
     def _commit(self, batch: list[_Write]) -> None:
-        error: BaseException | None = None
+        commits = 1
         try:
             self._store.record([(w.address, w.record) for w in batch])
-        except BaseException as exc:  # every write of the batch failed with it
-            error = exc
-        with self._cv:
-            self.commits += 1
+        except Exception:
+            # The transaction wrote nothing. One write may be the cause (a value
+            # the state cannot hold): commit each alone, so only that one fails
+            # and its siblings, done on their hosts, are recorded.
+            if len(batch) == 1:
+                batch[0].error = sys.exc_info()[1]
+            else:
+                for w in batch:
+                    commits += 1
+                    try:
+                        self._store.record([(w.address, w.record)])
+                    except Exception as exc:
+                        w.error = exc
+        except BaseException as exc:  # interrupted: every write of the batch failed with it
             for w in batch:
-                w.error = error
+                w.error = exc
+        with self._cv:
+            self.commits += commits
+            for w in batch:
                 w.done = True
             self._committing = False
             self._cv.notify_all()

@@ -12,6 +12,7 @@ from kplan.apply.recording import GroupCommit
 from kplan.diagnostics import Diagnostic, KplanError
 from kplan.state.crypto import generate_key
 from kplan.state.store import ResourceRecord, StateStore
+from kplan.values import UNKNOWN
 
 WAIT = 10.0  # only a broken group commit ever reaches it
 
@@ -86,6 +87,46 @@ def test_a_failed_commit_fails_every_write_it_held_and_no_other() -> None:
         gc.put(rec("null_resource.a"))
     gc.put(rec("null_resource.b"))  # the next commit is a new transaction
     assert store.batches == [["null_resource.a"], ["null_resource.b"]]
+
+
+def test_a_write_the_state_refuses_fails_alone_and_its_batch_is_recorded(tmp_path: Path) -> None:
+    env = {"KPLAN_STATE_KEY": generate_key()}
+    with StateStore.open(str(tmp_path / "state.db"), environ=env) as real:
+        first_in, release = threading.Event(), threading.Event()
+
+        class Gated:
+            """The real store, its first transaction held until the others queue."""
+
+            def record(self, changes: Sequence[tuple[str, ResourceRecord | None]]) -> None:
+                if not first_in.is_set():
+                    first_in.set()
+                    assert release.wait(WAIT)
+                real.record(changes)
+
+        gc = GroupCommit(Gated())
+        first, done = _writers(gc, ["null_resource.a"])
+        assert first_in.wait(WAIT)
+        refused: list[BaseException] = []
+
+        def write_unknown() -> None:
+            try:
+                gc.put(rec("null_resource.bad", id=UNKNOWN))  # the state holds no unknown
+            except ValueError as exc:
+                refused.append(exc)
+
+        bad = threading.Thread(target=write_unknown)
+        bad.start()
+        rest, later = _writers(gc, ["null_resource.b", "null_resource.c"])
+        while len(gc._queue) < 3:  # the three go in one batch
+            threading.Event().wait(0.01)
+        release.set()
+        for t in [*first, bad, *rest]:
+            t.join(WAIT)
+        assert [str(e) for e in refused] == [
+            "null_resource.bad: an unknown value cannot be stored in the state"
+        ]
+        assert sorted(map(str, later)) == ["null_resource.b", "null_resource.c"]
+        assert sorted(real.resources()) == ["null_resource.a", "null_resource.b", "null_resource.c"]
 
 
 def test_the_store_writes_a_batch_as_one_serial(tmp_path: Path) -> None:
