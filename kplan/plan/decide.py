@@ -161,7 +161,8 @@ def _module_focus(sel: Selection, cg: ConfigGraph) -> tuple[ModuleAddr, ...] | N
     instances of ``module.node`` need no evaluating and their rows no reading
     (at 1,000 hosts, a one-host plan did both for every host). Only for targets
     alone (no host selector, no -exclude), each inside a module call of the
-    configuration, every step of a for_each or count call naming its key.
+    configuration, every step of a for_each or count call naming its key, all in
+    instances of one call reached through the same instances.
     """
     if not sel.targets or sel.host_targets or sel.excludes or sel.host_excludes:
         return None
@@ -180,6 +181,11 @@ def _module_focus(sel: Selection, cg: ConfigGraph) -> tuple[ModuleAddr, ...] | N
                 return None  # module.NAME of a for_each call: every instance
             path = (*path, step.name)
         out.append(ModuleAddr(steps))
+    # Instances of one call, reached through the same instances: the plan evaluates
+    # only those of that call and of the calls on the way, and reads their rows. Of
+    # targets through different calls, each call would be evaluated whole.
+    if len({(f.steps[:-1], f.steps[-1].name) for f in out}) != 1:
+        return None
     return tuple(out)
 
 

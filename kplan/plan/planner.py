@@ -196,11 +196,20 @@ def _focused_rows(
     inside: dict[str, set[tuple[str, ...]] | None] = {
         m: None if m in whole else set() for m in paths
     }
+    # The instances on the way to the focus (the same for every focused instance:
+    # _module_focus), the root ("") first: of those only the one instance is evaluated.
+    way = selection.focus[0].steps[:-1]
+    ancestors = {
+        tuple(s.name for s in way[:i]): str(ModuleAddr(way[:i])) for i in range(len(way) + 1)
+    }
     for n in scope:
         if n.kind != "resource":
             continue
         block = tuple(n.name.split(".", 1))
         within = [m for m, p in paths.items() if n.module[: len(p)] == p]
+        if not within and n.module in ancestors:
+            within = [ancestors[n.module]]
+            inside.setdefault(within[0], set())
         if not within:
             outside.add(block)
         for m in within:

@@ -567,6 +567,116 @@ def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: P
     assert asked == [(None, None, None)]
 
 
+NESTED_ROOT = """
+hosts:
+  h1: {address: 10.231.0.11, connection: local}
+  h2: {address: 10.231.0.12, connection: local}
+resources:
+  fake_config.shared:
+    text: "shared"
+modules:
+  host:
+    source: ./host
+    for_each: ${hosts}
+    hosts: ${[each.key]}
+    inputs: {shared: "${fake_config.shared.text}"}
+"""
+
+NESTED_HOST = """
+variables:
+  shared: {type: string}
+resources:
+  fake_config.base:
+    host: ${hosts[0]}
+    text: "base ${var.shared}"
+modules:
+  svc:
+    source: ./svc
+    for_each: {a: 1, b: 2}
+    hosts: ${hosts}
+    inputs: {base: "${fake_config.base.text}", name: "${each.key}"}
+"""
+
+NESTED_SVC = """
+variables:
+  base: {type: string}
+  name: {type: string}
+resources:
+  fake_config.conf:
+    host: ${hosts[0]}
+    text: "${var.base} ${var.name}"
+"""
+
+
+def test_a_nested_module_target_reads_only_the_instances_on_its_way(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(NESTED_ROOT))
+    (tmp_path / "host" / "svc").mkdir(parents=True)
+    (tmp_path / "host" / "main.kp.yaml").write_text(textwrap.dedent(NESTED_HOST))
+    (tmp_path / "host" / "svc" / "main.kp.yaml").write_text(textwrap.dedent(NESTED_SVC))
+    cfg, diags = load_module(str(tmp_path))
+    assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
+    cg, _ = build_graph(cfg)
+    state: dict[str, dict[str, Any]] = {"fake_config.shared": {"text": "shared", "id": "s"}}
+    for h in ("h1", "h2"):  # converged
+        m = f'module.host["{h}"]'
+        state[f"{m}.fake_config.base"] = {"text": "base shared", "id": f"b-{h}"}
+        for k in ("a", "b"):
+            state[f'{m}.module.svc["{k}"].fake_config.conf'] = {"text": f"base shared {k}"}
+    records = {
+        a: ResourceRecord.from_addr(a, provider="fake", attributes=v) for a, v in state.items()
+    }
+    asked: list[tuple[object, ...]] = []
+
+    def load(
+        blocks: set[tuple[str, ...]] | None,
+        hosts: set[str] | None,
+        modules: dict[str, set[tuple[str, ...]] | None] | None = None,
+    ) -> dict[str, ResourceRecord]:
+        asked.append((blocks, hosts, modules))
+        return {
+            a: r
+            for a, r in records.items()
+            if blocks is None
+            or (r.type, r.name) in blocks
+            or any(
+                (r.module == m or r.module.startswith(m + "."))
+                and (wanted is None or (r.type, r.name) in wanted)
+                for m, wanted in (modules or {}).items()
+            )
+        }
+
+    inputs = PlanInputs(
+        cg,
+        str(tmp_path),
+        {},
+        load,
+        {},
+        ProviderRegistry([FakeContainers()]),
+        "default",
+        "l",
+        1,
+        "x",
+    )
+    conf, base = ("fake_config", "conf"), ("fake_config", "base")
+    target = 'module.host["h1"].module.svc["a"].fake_config.conf'
+    plan, diags = make_plan(inputs, PlanOptions(refresh=False, targets=(target,)))
+    assert not diags.has_errors, [str(d) for d in diags]
+    # What it depends on on the way is read in h1's instance alone, the root's at
+    # the root: not base and conf of every host, to be refreshed.
+    focused = {'module.host["h1"].module.svc["a"]': {conf}, 'module.host["h1"]': {base}}
+    assert asked[0] == (set(), None, {**focused, "": {("fake_config", "shared")}})
+    assert actions(plan) == {}
+    # Targets through different instances of the way are no focus: each call
+    # would be evaluated whole, so nothing may be left unread (or it would be
+    # planned as new).
+    asked.clear()
+    other = 'module.host["h2"].fake_config.base'
+    plan, diags = make_plan(inputs, PlanOptions(refresh=False, targets=(target, other)))
+    assert not diags.has_errors, [str(d) for d in diags]
+    assert asked[0][2] is None
+    assert actions(plan) == {}
+
+
 class _Box:
     """A stand-in SecretBox for the plan file: no secrets in these plans."""
 
