@@ -125,6 +125,7 @@ def test_a_write_the_state_refuses_fails_alone_and_its_batch_is_recorded(tmp_pat
         assert [str(e) for e in refused] == [
             "null_resource.bad: an unknown value cannot be stored in the state"
         ]
+        assert done == ["null_resource.a"]
         assert sorted(map(str, later)) == ["null_resource.b", "null_resource.c"]
         assert sorted(real.resources()) == ["null_resource.a", "null_resource.b", "null_resource.c"]
 
