@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -481,23 +481,13 @@ resources:
 """
 
 
-def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: Path) -> None:
-    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(NODE_ROOT))
-    (tmp_path / "node").mkdir()
-    (tmp_path / "node" / "main.kp.yaml").write_text(textwrap.dedent(NODE))
-    cfg, diags = load_module(str(tmp_path))
-    assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
-    cg, _ = build_graph(cfg)
-    state: dict[str, dict[str, Any]] = {}
-    for h in ("h1", "h2", "h3"):  # every host's config is out of date
-        m = f'module.node["{h}"]'
-        state[f"{m}.fake_config.conf"] = {"text": "port 6", "id": f"c-{h}"}
-        state[f"{m}.fake_container.svc"] = {"image": "img:1", "env": {"CONF": "port 6"}}
-    state['module.node["h1"].fake_config.gone'] = {"text": "removed", "id": "g"}
+def _row_loader(
+    state: dict[str, dict[str, Any]], asked: list[tuple[object, ...]]
+) -> Callable[..., dict[str, ResourceRecord]]:
+    """A RecordLoader over ``state`` answering as StateStore.resources does, noting each ask."""
     records = {
         a: ResourceRecord.from_addr(a, provider="fake", attributes=v) for a, v in state.items()
     }
-    asked: list[tuple[object, ...]] = []
 
     def load(
         blocks: set[tuple[str, ...]] | None,
@@ -516,6 +506,25 @@ def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: P
                 for m, wanted in (modules or {}).items()
             )
         }
+
+    return load
+
+
+def test_a_module_instance_target_reads_and_plans_only_that_instance(tmp_path: Path) -> None:
+    (tmp_path / "main.kp.yaml").write_text(textwrap.dedent(NODE_ROOT))
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "main.kp.yaml").write_text(textwrap.dedent(NODE))
+    cfg, diags = load_module(str(tmp_path))
+    assert cfg is not None and not diags.has_errors, [str(d) for d in diags]
+    cg, _ = build_graph(cfg)
+    state: dict[str, dict[str, Any]] = {}
+    for h in ("h1", "h2", "h3"):  # every host's config is out of date
+        m = f'module.node["{h}"]'
+        state[f"{m}.fake_config.conf"] = {"text": "port 6", "id": f"c-{h}"}
+        state[f"{m}.fake_container.svc"] = {"image": "img:1", "env": {"CONF": "port 6"}}
+    state['module.node["h1"].fake_config.gone'] = {"text": "removed", "id": "g"}
+    asked: list[tuple[object, ...]] = []
+    load = _row_loader(state, asked)
 
     planned: list[str] = []
 
@@ -622,28 +631,8 @@ def test_a_nested_module_target_reads_only_the_instances_on_its_way(tmp_path: Pa
         state[f"{m}.fake_config.base"] = {"text": "base shared", "id": f"b-{h}"}
         for k in ("a", "b"):
             state[f'{m}.module.svc["{k}"].fake_config.conf'] = {"text": f"base shared {k}"}
-    records = {
-        a: ResourceRecord.from_addr(a, provider="fake", attributes=v) for a, v in state.items()
-    }
     asked: list[tuple[object, ...]] = []
-
-    def load(
-        blocks: set[tuple[str, ...]] | None,
-        hosts: set[str] | None,
-        modules: dict[str, set[tuple[str, ...]] | None] | None = None,
-    ) -> dict[str, ResourceRecord]:
-        asked.append((blocks, hosts, modules))
-        return {
-            a: r
-            for a, r in records.items()
-            if blocks is None
-            or (r.type, r.name) in blocks
-            or any(
-                (r.module == m or r.module.startswith(m + "."))
-                and (wanted is None or (r.type, r.name) in wanted)
-                for m, wanted in (modules or {}).items()
-            )
-        }
+    load = _row_loader(state, asked)
 
     inputs = PlanInputs(
         cg,
