@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kplan.diagnostics import Diagnostic, Diagnostics
+from kplan.diagnostics import Diagnostic, Diagnostics, KplanError
 from kplan.graph.evaluate import Instance
 from kplan.plan.model import Action, ResourceChange
 from kplan.plugins import ProviderRegistry
@@ -125,7 +125,18 @@ def run_change(change: ResourceChange, inst: Instance | None, ctx: Context) -> A
     if warnings:
         with ctx.lock:
             ctx.result.diagnostics.extend(warnings)
-    attrs = _record(change, resp, provider.name, ctx)
+    try:
+        attrs = _record(change, resp, provider.name, ctx)
+    except (KplanError, ValueError) as exc:
+        # The host has the change; the state does not. Say so for this change, and
+        # stop: what depends on it would be planned from a state that lacks it.
+        why = [d.summary for d in exc.diagnostics] if isinstance(exc, KplanError) else [str(exc)]
+        lost = Diagnostic.error(
+            f"{change.address}: applied, but the state could not record it",
+            "; ".join(why) + ". Run `kplan plan` to see what the state is missing.",
+        )
+        ctx.fail(change, [*diags, lost], time.monotonic() - started)
+        return UNKNOWN
     elapsed = time.monotonic() - started
     if diags:
         ctx.fail(change, diags, elapsed)

@@ -17,7 +17,7 @@ import pytest
 
 from kplan.apply.executor import ApplyEvent, ApplyResult, apply_plan
 from kplan.config.loader import load_module
-from kplan.diagnostics import Diagnostic
+from kplan.diagnostics import Diagnostic, KplanError
 from kplan.graph.builder import build_graph
 from kplan.plan.model import Plan
 from kplan.plan.planner import PlanInputs, PlanOptions, make_plan
@@ -518,3 +518,38 @@ def test_ctrl_c_while_a_change_is_in_flight_starts_nothing_new(tmp_path: Path) -
     # apply_plan has returned; its threads are joined: nothing can start any more.
     assert started == ['fake_task.x["a"]']
     assert provider.order("end") == ['fake_task.x["a"]']
+
+
+class LockedStateRecorder(MemoryRecorder):
+    """A state that refuses one address's write (a locked database, a full disk)."""
+
+    def put(self, record: ResourceRecord) -> None:
+        if record.address == 'fake_task.svc["b"]':
+            raise KplanError(Diagnostic.error("the state database is locked"))
+        super().put(record)
+
+
+def test_a_change_the_state_cannot_record_fails_by_name_and_stops_the_apply(
+    tmp_path: Path,
+) -> None:
+    yaml = """
+    resources:
+      fake_task.svc:
+        for_each: {a: 1, b: 2}
+        input: 2
+      fake_task.after:
+        input: ${fake_task.svc["b"].input}
+    """
+    recorder = LockedStateRecorder()
+    # b is done on its host but not recorded.
+    _, result, events = plan_and_apply(tmp_path, yaml, FakeTasks(), 1, recorder=recorder)
+    assert not result.ok
+    assert {a: [str(d) for d in ds] for a, ds in result.failed.items()} == {
+        'fake_task.svc["b"]': [
+            'fake_task.svc["b"]: applied, but the state could not record it: the state '
+            "database is locked. Run `kplan plan` to see what the state is missing."
+        ]
+    }
+    assert ("error", 'fake_task.svc["b"]') in [(e.kind, e.address) for e in events]
+    assert "fake_task.after" not in {e.address for e in events}  # nothing after it started
+    assert 'fake_task.svc["b"]' not in recorder.rows
