@@ -359,9 +359,9 @@ def _send_eof(chan: paramiko.Channel) -> None:
     ("ieof packet referred to nonexistent channel"): every command, file and
     Docker request in flight on that host fails.
 
-    Here the EOF is made and sent as one step, holding first the transport's
-    send lock (as paramiko does for every message it sends) and then the
-    channel's: a CLOSE the transport thread makes meanwhile goes out after
+    Here the EOF is made and sent under the transport's send lock (which
+    paramiko holds for every message it sends), made under the channel's
+    lock too: a CLOSE the transport thread makes meanwhile goes out after
     the EOF, and once the channel is closed no EOF goes out at all. The send
     lock is taken only outside a key exchange, the way paramiko's own
     ``_send_user_message`` takes it, so a re-key is never waited on while
@@ -383,11 +383,12 @@ def _send_eof(chan: paramiko.Channel) -> None:
             raise paramiko.SSHException("key exchange timed out before the command's EOF")
     try:
         with chan.lock:
-            if chan.closed:
-                return
-            message = chan._send_eof()
-            if message is not None:
-                transport._send_message(message)
+            message = None if chan.closed else chan._send_eof()
+        # Sent without the channel's lock, as paramiko sends: the transport thread
+        # may need that lock to read on while the socket is full. A CLOSE it makes
+        # now waits for the send lock, held until the EOF is out.
+        if message is not None:
+            transport._send_message(message)
     finally:
         transport.clear_to_send_lock.release()
 

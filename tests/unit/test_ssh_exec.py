@@ -189,3 +189,18 @@ def test_eof_gives_up_when_a_key_exchange_never_ends() -> None:
     with pytest.raises(paramiko.SSHException, match="key exchange"):
         _send_eof(chan)
     assert chan.transport.sent == []
+
+
+def test_eof_is_sent_without_the_channels_lock() -> None:
+    # The transport thread may need the lock to go on reading while the socket is full.
+    chan = _channel()
+    held: list[bool] = []
+    send = chan.transport._send_message
+
+    def sending(message: paramiko.Message) -> None:
+        held.append(chan.lock.locked())
+        send(message)
+
+    chan.transport._send_message = sending
+    _send_eof(chan)
+    assert chan.transport.sent == [EOF_BYTE] and held == [False]
