@@ -17,7 +17,6 @@ its own change alone.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Sequence
 from typing import Protocol
@@ -79,19 +78,19 @@ class GroupCommit:
         commits = 1
         try:
             self._store.record([(w.address, w.record) for w in batch])
-        except Exception:
+        except Exception as exc:
             # The transaction wrote nothing. One write may be the cause (a value
             # the state cannot hold): commit each alone, so only that one fails
             # and its siblings, done on their hosts, are recorded.
             if len(batch) == 1:
-                batch[0].error = sys.exc_info()[1]
+                batch[0].error = exc
             else:
                 for w in batch:
                     commits += 1
                     try:
                         self._store.record([(w.address, w.record)])
-                    except Exception as exc:
-                        w.error = exc
+                    except Exception as alone:
+                        w.error = alone
         except BaseException as exc:  # interrupted: every write of the batch failed with it
             for w in batch:
                 w.error = exc

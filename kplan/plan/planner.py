@@ -164,7 +164,8 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
     if scope is None or mode is not PlanMode.NORMAL:
         return dict(inputs.records(None, None))  # a destroy must see what depends on it
     if selection.focus:
-        return dict(inputs.records(*_focused_rows(selection, scope)))
+        outside, inside = _focused_rows(selection, scope)
+        return dict(inputs.records(outside, None, inside))
     # A target selects directly what state records even once its block (or module) is
     # gone from the configuration, to be deleted: read those rows too. A module target
     # may name blocks only state knows: all rows.
@@ -180,7 +181,7 @@ def _load(inputs: PlanInputs, selection: Selection, mode: PlanMode) -> dict[str,
 
 def _focused_rows(
     selection: Selection, scope: set[Node]
-) -> tuple[set[tuple[str, ...]], None, dict[str, set[tuple[str, ...]] | None]]:
+) -> tuple[set[tuple[str, ...]], dict[str, set[tuple[str, ...]] | None]]:
     """What a plan focused on module instances reads: of each instance, the blocks
     it evaluates there, or every row when the target is the instance itself (blocks
     only the state still knows, to delete); outside them, the blocks it evaluates.
@@ -223,7 +224,7 @@ def _focused_rows(
         wanted = inside.get(m)
         if wanted is not None:
             wanted.add((t.addr.type, t.addr.name))
-    return outside, None, inside
+    return outside, inside
 
 
 def make_plan(inputs: PlanInputs, options: PlanOptions) -> tuple[Plan, Diagnostics]:
