@@ -71,6 +71,8 @@ class ModuleAddr:
     """A module instance: ``module.a["x"].module.b``; the root module has no steps."""
 
     steps: tuple[ModuleStep, ...] = ()
+    # Every instance address in the module asks for str(): made once, on first use.
+    _text: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @property
     def is_root(self) -> bool:
@@ -88,7 +90,11 @@ class ModuleAddr:
         return self.steps[:n] == other.steps
 
     def __str__(self) -> str:
-        return ".".join(str(s) for s in self.steps)
+        text = self._text
+        if text is None:
+            text = ".".join(str(s) for s in self.steps)
+            object.__setattr__(self, "_text", text)
+        return text
 
     def sort_key(self) -> tuple[tuple[str, int, str], ...]:
         return tuple((s.name, *_key_sort(s.key)) for s in self.steps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from kplan.addrs import ModuleAddr
 from kplan.plan.model import Action, Plan, Reason, ResourceChange, Roll
@@ -33,6 +34,7 @@ __all__ = [
     "sorted_changes",
     "source_phrase",
     "summary_line",
+    "text_order",
 ]
 
 ACTION_SYMBOL: dict[Action, str] = {
@@ -82,6 +84,17 @@ def change_symbol(change: ResourceChange) -> str:
 
 def drift_phrase(action: Action) -> str:
     return DRIFT_PHRASE.get(action, "has changed")
+
+
+def text_order(keys: Iterable[Any]) -> list[Any]:
+    """Map keys in the order of their text (``sorted(keys, key=str)``), faster for strings."""
+    keys = list(keys)
+    if keys and type(keys[0]) is str:
+        try:  # all strings, the common case: their own order is their text's
+            return sorted(keys)
+        except TypeError:
+            pass
+    return sorted(keys, key=str)
 
 
 def sorted_changes(changes: Iterable[ResourceChange]) -> list[ResourceChange]:

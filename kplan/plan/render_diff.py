@@ -20,9 +20,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from dataclasses import dataclass
+from json.encoder import encode_basestring  # what json.dumps(s, ensure_ascii=False) calls
+from typing import Any, Final, NamedTuple
 
+from kplan.plan.render_common import text_order
 from kplan.values import UNKNOWN, Path, Secret, reveal
 
 __all__ = ["DiffOptions", "Line", "diff_attribute", "diff_object"]
@@ -36,10 +38,10 @@ _TEXT_CONTEXT: Final = 3  # unchanged lines shown around a change in a heredoc
 _LIST_CONTEXT: Final = 1  # unchanged elements shown around a change in a list
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One output line: ``text`` starts at column ``col``; ``sym`` sits just left of it."""
 
+    # A tuple, not a dataclass: a large plan makes millions (a third of the cost).
     col: int
     sym: str
     text: str
@@ -67,12 +69,32 @@ def _is_multiline(v: Any) -> bool:
     return isinstance(v, str) and "\n" in v
 
 
+# Labels of string keys: a plan repeats the same few attribute names many times.
+_LABELS: dict[str, str] = {}
+_LABELS_MAX: Final = 4096
+
+
 def _key_label(key: object) -> str:
+    if type(key) is str:
+        label = _LABELS.get(key)
+        if label is None:
+            label = key if _IDENT.match(key) else encode_basestring(key)
+            if len(_LABELS) < _LABELS_MAX:
+                _LABELS[key] = label
+        return label
     text = str(key)
-    return text if _IDENT.match(text) else json.dumps(text, ensure_ascii=False)
+    return text if _IDENT.match(text) else encode_basestring(text)
 
 
 def _scalar(v: Any, opts: DiffOptions) -> str:
+    # The exact types first, as json.dumps would write them (the common, hot case).
+    kind = type(v)
+    if kind is str:
+        return encode_basestring(v)
+    if kind is bool:
+        return "true" if v else "false"
+    if kind is int:
+        return int.__repr__(v)
     if isinstance(v, Secret):
         return opts.sensitive_text
     if v is UNKNOWN:
@@ -90,27 +112,39 @@ def _text_lines(v: str) -> list[str]:
 def _suffix(lines: list[Line], suffix: str) -> list[Line]:
     if not suffix:
         return lines
-    return [*lines[:-1], replace(lines[-1], text=lines[-1].text + suffix)]
+    last = lines[-1]
+    return [*lines[:-1], Line(last.col, last.sym, last.text + suffix)]
 
 
 def _sorted_keys(*maps: Mapping[Any, Any]) -> list[Any]:
+    if len(maps) == 1:
+        return text_order(maps[0])
     keys: set[Any] = set()
     for m in maps:
         keys.update(m)
-    return sorted(keys, key=str)
+    return text_order(keys)
 
 
-def _width(before: Mapping[Any, Any], after: Mapping[Any, Any]) -> int:
-    keys = [
-        k
-        for k in _sorted_keys(before, after)
-        if not (_absent(before.get(k)) and _absent(after.get(k)))
-    ]
-    return max((len(_key_label(k)) for k in keys), default=0)
+def _labelled(before: Mapping[Any, Any], after: Mapping[Any, Any]) -> list[tuple[Any, str]]:
+    """The keys present (not null) on either side, sorted, each with its label padded
+    to the widest: Terraform aligns a map's ``=`` signs."""
+    if not before:  # a create, or a whole map
+        pairs = [(k, _key_label(k)) for k in text_order(after) if after[k] is not None]
+    else:
+        pairs = [
+            (k, _key_label(k))
+            for k in _sorted_keys(before, after)
+            if not (_absent(before.get(k)) and _absent(after.get(k)))
+        ]
+    width = max((len(label) for _, label in pairs), default=0)
+    return [(k, label.ljust(width) + " = ") for k, label in pairs]
 
 
 def _whole(v: Any, col: int, sym: str, opts: DiffOptions) -> tuple[str, list[Line]]:
     """Render ``v`` entirely: its first line's text and the lines that follow."""
+    kind = type(v)
+    if (kind is str and "\n" not in v) or kind is int or kind is bool:
+        return _scalar(v, opts), []  # the common case, first
     if isinstance(v, Secret) or v is UNKNOWN:
         return _scalar(v, opts), []
     inner = col + _STEP
@@ -120,12 +154,9 @@ def _whole(v: Any, col: int, sym: str, opts: DiffOptions) -> tuple[str, list[Lin
     if _is_map(v):
         if not v:
             return "{}", []
-        width = _width({}, v)
         lines: list[Line] = []
-        for k in _sorted_keys(v):
-            if not _absent(v[k]):
-                label = _key_label(k).ljust(width) + " = "
-                lines += _entry(label, v[k], inner, sym, "", opts)
+        for k, label in _labelled({}, v):
+            lines += _entry(label, v[k], inner, sym, "", opts)
         return "{", [*lines, Line(col, "", "}")]
     if _is_list(v):
         if not v:
@@ -176,7 +207,8 @@ def diff_attribute(
         first, rest = _whole(after, col, "", opts)
         return _suffix([Line(col, "", label + first), *rest], suffix)
     lines = _diff_changed(label, before, after, col, path, opts)
-    lines[0] = replace(lines[0], text=lines[0].text + forces)
+    head = lines[0]
+    lines[0] = Line(head.col, head.sym, head.text + forces)
     return _suffix(lines, suffix)
 
 
@@ -210,17 +242,13 @@ def diff_object(
     before: Mapping[Any, Any], after: Mapping[Any, Any], col: int, path: Path, opts: DiffOptions
 ) -> list[Line]:
     """The entries of a map (or a resource's attributes) with unchanged ones hidden."""
-    width = _width(before, after)
     lines: list[Line] = []
     hidden = 0
-    for k in _sorted_keys(before, after):
+    for k, label in _labelled(before, after):
         b, a = before.get(k), after.get(k)
-        if _absent(b) and _absent(a):
-            continue
         if not _absent(b) and not _absent(a) and _same(b, a) and k not in _IDENTIFYING:
             hidden += 1
             continue
-        label = _key_label(k).ljust(width) + " = "
         lines += diff_attribute(label, b, a, col, (*path, k), opts)
     if hidden:
         word = "attribute" if hidden == 1 else "attributes"

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import kplan
-from kplan.addrs import ModuleAddr, ResourceAddr
+from kplan.addrs import ModuleAddr, ModuleStep, ResourceAddr
 from kplan.plan.model import Action, OutputChange, Plan, ResourceChange
-from kplan.plan.render_common import by_module, sorted_changes
+from kplan.plan.render_common import sorted_changes, text_order
 from kplan.provider_api import CREATE_BEFORE_DESTROY
 from kplan.values import SENSITIVE_TEXT, UNKNOWN, Secret
 
@@ -37,14 +37,21 @@ TERRAFORM_ACTIONS: Final[dict[Action, list[str]]] = {
 }
 
 
+# Exact types that are their own JSON and can hold no secret or unknown: checked
+# first, since most values in a plan are these (and isinstance on Mapping is slow).
+_PLAIN: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_value(v: Any) -> Any:
     """Plain JSON: secrets masked, unknowns dropped from objects and null in arrays."""
+    if type(v) in _PLAIN:
+        return v
     if isinstance(v, Secret):
         return SENSITIVE_TEXT
     if v is UNKNOWN:
         return None
     if isinstance(v, Mapping):
-        return {str(k): _json_value(v[k]) for k in sorted(v, key=str) if v[k] is not UNKNOWN}
+        return {str(k): _json_value(v[k]) for k in text_order(v) if v[k] is not UNKNOWN}
     if isinstance(v, list | tuple):
         return [_json_value(x) for x in v]
     if v is None or isinstance(v, str | bool | int | float):
@@ -54,11 +61,20 @@ def _json_value(v: Any) -> Any:
 
 def _shadow(v: Any, leaf: Callable[[Any], bool]) -> Any:
     """Terraform's shadow structure: ``true`` at matching leaves, containers mirrored."""
+    if type(v) in _PLAIN:  # both leaves (a secret, an unknown) are other types
+        return False
     if leaf(v):
         return True
     if isinstance(v, Mapping):
-        out = {str(k): _shadow(v[k], leaf) for k in sorted(v, key=str)}
-        return {k: s for k, s in out.items() if s is not False}
+        out = {}
+        for k in text_order(v):
+            x = v[k]
+            if type(x) in _PLAIN:  # inline: most entries are plain
+                continue
+            s = _shadow(x, leaf)
+            if s is not False:
+                out[str(k)] = s
+        return out
     if isinstance(v, list | tuple):
         return [_shadow(x, leaf) for x in v]
     return False
@@ -76,13 +92,31 @@ def _sensitive(v: Any) -> Any:
     return False if v is None else _shadow(v, _is_secret)
 
 
-def _change(before: Any, after: Any, actions: list[str]) -> dict[str, Any]:
+# A resource's planned values and their shadow of secrets appear twice in the
+# document (planned_values, resource_changes): made once, shared (by id of ``after``).
+_Shared = dict[int, tuple[Any, Any]]
+
+
+def _after(after: Any, shared: _Shared | None) -> tuple[Any, Any]:
+    """``after`` as JSON and its ``sensitive`` shadow."""
+    made = shared.get(id(after)) if shared is not None else None
+    if made is None:
+        made = (_json_value(after), _sensitive(after))
+        if shared is not None:
+            shared[id(after)] = made
+    return made
+
+
+def _change(
+    before: Any, after: Any, actions: list[str], shared: _Shared | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"actions": actions, "before": _json_value(before)}
+    values, sensitive = _after(after, shared)
     if after is not UNKNOWN:
-        out["after"] = _json_value(after)
+        out["after"] = values
     out["after_unknown"] = {} if after is None else _shadow(after, _is_unknown)
     out["before_sensitive"] = _sensitive(before)
-    out["after_sensitive"] = _sensitive(after)
+    out["after_sensitive"] = sensitive
     return out
 
 
@@ -109,13 +143,15 @@ def _addr_fields(addr: ResourceAddr) -> dict[str, Any]:
     return out
 
 
-def _resource_change(change: ResourceChange, drift: bool = False) -> dict[str, Any]:
+def _resource_change(
+    change: ResourceChange, drift: bool = False, shared: _Shared | None = None
+) -> dict[str, Any]:
     out = _addr_fields(change.addr)
     out["provider_name"] = change.provider
     actions = TERRAFORM_ACTIONS[change.action]
     if change.action is Action.REPLACE and change.replace_order == CREATE_BEFORE_DESTROY:
         actions = ["create", "delete"]  # Terraform's create_before_destroy
-    body = _change(change.before, change.after, actions)
+    body = _change(change.before, change.after, actions, shared)
     if change.action is Action.REPLACE and change.replace_paths:
         body["replace_paths"] = [list(p) for p in change.replace_paths]
     out["change"] = body
@@ -131,28 +167,32 @@ def _resource_change(change: ResourceChange, drift: bool = False) -> dict[str, A
     return out
 
 
-def _planned_resource(change: ResourceChange) -> dict[str, Any]:
+def _planned_resource(change: ResourceChange, shared: _Shared) -> dict[str, Any]:
     out = _addr_fields(change.addr)
     out.pop("module_address", None)
     out["provider_name"] = change.provider
-    out["values"] = _json_value(change.after)
-    out["sensitive_values"] = _shadow(change.after, _is_secret)
+    out["values"], out["sensitive_values"] = _after(change.after, shared)
     return out
 
 
-def _module_tree(changes: list[ResourceChange]) -> dict[str, Any]:
+def _module_tree(changes: list[ResourceChange], shared: _Shared) -> dict[str, Any]:
     """``root_module`` with nested ``child_modules``, as in Terraform's planned_values."""
-    groups = dict(by_module(c for c in changes if c.after is not None))
-    modules = {ModuleAddr(m.steps[:d]) for m in groups for d in range(len(m.steps) + 1)}
+    groups: dict[ModuleAddr, list[ResourceChange]] = {}
+    for c in changes:  # sorted already, so each group is
+        if c.after is not None:
+            groups.setdefault(c.addr.module, []).append(c)
+    children_of: dict[tuple[ModuleStep, ...], set[ModuleAddr]] = {}
+    for m in groups:
+        for d in range(1, len(m.steps) + 1):
+            children_of.setdefault(m.steps[: d - 1], set()).add(ModuleAddr(m.steps[:d]))
 
     def node(module: ModuleAddr) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if module in groups:
-            out["resources"] = [_planned_resource(c) for c in groups[module]]
+            out["resources"] = [_planned_resource(c, shared) for c in groups[module]]
         if not module.is_root:
             out["address"] = str(module)
-        n = len(module.steps)
-        children = [m for m in modules if len(m.steps) == n + 1 and m.steps[:n] == module.steps]
+        children = children_of.get(module.steps)
         if children:
             out["child_modules"] = [node(m) for m in sorted(children, key=ModuleAddr.sort_key)]
         return out
@@ -211,18 +251,19 @@ def _kplan_meta(plan: Plan) -> dict[str, Any]:
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan as a JSON-ready dict, keys in Terraform's order (see docs/plan-json.md)."""
     changes = sorted_changes(plan.changes)
+    shared: _Shared = {}
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "kplan_version": plan.kplan_version or kplan.__version__,
         "variables": {k: {"value": _json_value(plan.variables[k])} for k in sorted(plan.variables)},
         "planned_values": {
             "outputs": _planned_outputs(plan),
-            "root_module": _module_tree(changes),
+            "root_module": _module_tree(changes, shared),
         },
     }
     if plan.drift:
         doc["resource_drift"] = [_resource_change(c, True) for c in sorted_changes(plan.drift)]
-    doc["resource_changes"] = [_resource_change(c) for c in changes]
+    doc["resource_changes"] = [_resource_change(c, False, shared) for c in changes]
     doc["output_changes"] = {o.name: _output_change(o) for o in sorted(plan.outputs, key=_name)}
     doc["applyable"] = plan.has_changes
     doc["complete"] = not (plan.targets or plan.excludes)

@@ -66,10 +66,11 @@ class _Style:
 
 
 def _format(line: Line, style: _Style) -> str:
-    if not line.sym:
-        return " " * line.col + line.text
-    pad = max(line.col - len(line.sym) - 1, 0)
-    return " " * pad + style.sym(line.sym) + " " + line.text
+    col, sym, text = line
+    if not sym:
+        return " " * col + text
+    pad = max(col - len(sym) - 1, 0)
+    return " " * pad + (style.sym(sym) if style.color else sym) + " " + text
 
 
 def resource_lines(change: ResourceChange, sym: str, sensitive_text: str) -> list[Line]:
@@ -214,11 +215,13 @@ def render_plan_text(plan: Plan, *, color: bool = False) -> str:
         rolls = {r.resource: r for r in plan.rolls}
         for i, change in enumerate(todo):
             out += ["", *_change_block(change, ACTION_PHRASE[change.action], style, False)]
-            block = str(change.addr.config)
-            last = i + 1 == len(todo) or str(todo[i + 1].addr.config) != block
-            if last and block in rolls:  # after the block's last change: its order
-                out += ["", f"  # {roll_phrase(rolls[block])}"]
+            if not rolls:
+                continue
+            block = change.addr.config
+            last = i + 1 == len(todo) or todo[i + 1].addr.config != block
+            if last and str(block) in rolls:  # after the block's last change: its order
+                out += ["", f"  # {roll_phrase(rolls[str(block)])}"]
         out += ["", style.bold(summary_line(plan)), *outputs]
     while out and out[0] == "":
         out.pop(0)
-    return "".join(line.rstrip() + "\n" for line in out)
+    return "\n".join(map(str.rstrip, out)) + "\n" if out else ""

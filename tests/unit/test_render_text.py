@@ -88,3 +88,21 @@ def test_a_create_first_replace_shows_plus_minus_and_its_legend() -> None:
     assert '\n+/- resource "t" "n" {\n' in text and '\n-/+ resource "t" "o" {\n' in text
     only_first = render_plan_text(Plan((first,)))
     assert "-/+" not in only_first and "+/- create replacement and then destroy" in only_first
+
+
+def test_map_keys_print_in_text_order_whatever_their_type() -> None:
+    # The fast paths (string keys sorted as themselves, labels cached for strings)
+    # must keep the order and quoting of the general one: by text, quoted when not
+    # an identifier, "10" before "9".
+    after = {"m": {9: "a", 10: "b"}, "s": {"b": 1, "a b": 2, "a": True}, "x": {1: 1, "1": 2}}
+    text = render_plan_text(Plan((_change(Action.CREATE, None, after),)))
+    assert '+ "10" = "b"\n' in text and text.index('"10"') < text.index('"9"')
+    assert text.index("+ a     = true") < text.index('+ "a b" = 2') < text.index("+ b     = 1")
+    assert text.count("1 = ") == 0 and text.count('"1" = ') == 2  # both keys, label quoted
+
+
+def test_scalars_print_as_json_does() -> None:
+    after = {"f": 1.5, "i": -3, "n": float("nan"), "q": 'say "hi"\t', "t": False, "u": "é"}
+    text = render_plan_text(Plan((_change(Action.CREATE, None, after),)))
+    for line in ("f = 1.5", "i = -3", "n = NaN", 'q = "say \\"hi\\"\\t"', "t = false", 'u = "é"'):
+        assert f"+ {line}\n" in text
