@@ -10,7 +10,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from kplan.apply.executor import ApplyEvent, ApplyResult
 from kplan.cli.common import (
@@ -26,7 +25,6 @@ from kplan.cli.common import (
     run_options,
     use_json_diagnostics,
 )
-from kplan.cli.progress import ApplyProgress
 from kplan.plan.model import Plan, PlanMode
 from kplan.plan.planner import PlanOptions
 from kplan.plan.render_json import render_plan_json
@@ -266,12 +264,20 @@ def _ask(destroying: bool) -> bool:
 
 def _shown(notify: Callable[[ApplyEvent], None]) -> AbstractContextManager[object]:
     """Around the apply: the live progress (if any) ends before the summary is printed."""
+    from kplan.cli.progress import ApplyProgress
+
     return notify if isinstance(notify, ApplyProgress) else nullcontext()
 
 
 def _notifier(json_out: bool, no_color: bool) -> Callable[[ApplyEvent], None]:
     """JSON lines with -json; otherwise people's progress (live on a terminal)."""
     if not json_out:
+        # Imported here: rich is needed only to show an apply's progress, and a
+        # plan (the command run most) need not pay for importing it.
+        from rich.console import Console
+
+        from kplan.cli.progress import ApplyProgress
+
         # Bound to the real stdout: while live, sys.stdout is rich's proxy.
         console = Console(file=sys.stdout, highlight=False, no_color=not color_enabled(no_color))
         return ApplyProgress(console)

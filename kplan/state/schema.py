@@ -1,4 +1,4 @@
-"""The state schema as SQLAlchemy Core tables (the ones migrations 0001-0003 create).
+"""The state schema as SQLAlchemy Core tables (the ones migrations 0001-0004 create).
 
 Portable types only (SQLite and PostgreSQL run the same migrations). JSON is kept as text the
 codec writes; times are UTC. Changing a table here needs a new Alembic
@@ -6,7 +6,8 @@ revision under ``state/migrations/versions`` (top level) and a new :data:`HEAD_R
 
     meta        key -> value: small global values (salt, key check, host keys)
     workspaces  name, lineage (uuid4) and serial of each workspace
-    resources   one row per resource instance, PK (workspace_id, address)
+    resources   one row per resource instance, PK (workspace_id, address); the
+                partial index ix_resources_sealed holds the rows with secrets
     history     append-only record of runs, PK (workspace_id, serial); state_serial
                 is the workspace serial when the run ended
     resource_versions
@@ -28,12 +29,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = [
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 # The newest Alembic revision; StateStore.open skips Alembic when a db is at it.
-HEAD_REVISION: Final = "0003"
+HEAD_REVISION: Final = "0004"
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",
@@ -106,6 +109,13 @@ resources = Table(
     Column("dependencies", Text, nullable=False),
     Column("updated_serial", Integer, nullable=False),
     PrimaryKeyConstraint("workspace_id", "address"),
+    # Finds a sealed value to prove the key on without reading every row (0004).
+    Index(
+        "ix_resources_sealed",
+        "workspace_id",
+        sqlite_where=text("has_secrets IS 1"),
+        postgresql_where=text("has_secrets IS true"),
+    ),
 )
 
 history = Table(

@@ -41,7 +41,7 @@ def test_fresh_database_is_migrated_to_head(pg_server: PgServer, pg_url: str) ->
         connect_args={"password": pg_server.password},
     )
     try:
-        assert migrate.schema_revision(engine) == schema.HEAD_REVISION == "0003"
+        assert migrate.schema_revision(engine) == schema.HEAD_REVISION == "0004"
         insp = inspect(engine)
         assert set(insp.get_table_names()) - {"alembic_version"} == set(schema.metadata.tables)
         from alembic.autogenerate import compare_metadata

@@ -84,3 +84,27 @@ def test_old_db_without_tables_is_upgraded(tmp_path: Path) -> None:
     path.touch()
     with StateStore.open(str(path), environ={"KPLAN_STATE_KEY": generate_key()}) as store:
         assert store.serial == 0
+
+
+def test_the_key_proof_reads_only_the_rows_with_secrets(fresh_db: Path) -> None:
+    # A state without a key check proves a key on one sealed value: the query that
+    # finds it must use the partial index, not read every row of the workspace.
+    from sqlalchemy import event
+
+    statements: list[tuple[str, object]] = []
+    with StateStore.open(str(fresh_db), environ={"KPLAN_STATE_KEY": generate_key()}) as store:
+        engine = store._backend.engine
+
+        def seen(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
+            statements.append((sql, params))
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            assert store._sealed_sample() is None
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        sql, params = next((s, p) for s, p in statements if "has_secrets" in s)
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_resources_sealed" in details, details

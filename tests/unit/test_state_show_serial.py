@@ -135,7 +135,7 @@ def test_a_state_from_before_versions_is_upgraded(tmp_path: Path, env: dict[str,
                 (addr, addr[2:], serial),
             )
     with StateStore.open(str(db), environ=env) as store:
-        assert migrate.schema_revision(store._backend.engine) == "0003"
+        assert migrate.schema_revision(store._backend.engine) == "0004"
         assert store.resources_at(5) == store.resources()
         with pytest.raises(KplanError, match="it can show only its current serial 5") as err:
             store.resources_at(4)
