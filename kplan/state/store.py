@@ -25,7 +25,17 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from kplan.diagnostics import Diagnostic, KplanError
@@ -292,22 +302,44 @@ class StateStore:
         targeted plan needs.
         """
         query = queries.select_resources(self._ws_id)
-        if blocks is not None:
-            picked: ColumnElement[bool] = tuple_(R.c.type, R.c.name).in_(sorted(blocks))
-            for m, in_blocks in sorted((modules or {}).items()):
-                inside = or_(R.c.module == m, R.c.module.startswith(m + ".", autoescape=True))
-                if in_blocks is not None:
-                    if not in_blocks:
-                        continue
-                    inside = and_(inside, tuple_(R.c.type, R.c.name).in_(sorted(in_blocks)))
-                picked = or_(picked, inside)
-            query = query.where(picked)
         if hosts is not None:
             query = query.where(or_(R.c.host.in_(sorted(hosts)), R.c.host.is_(None)))
+        if blocks is None:
+            with rows.gc_paused():
+                with self._read() as conn:
+                    every = conn.execute(query).all()
+                return self._decode(every)
+        terms: list[ColumnElement[bool]] = []
+        if blocks:
+            terms.append(tuple_(R.c.type, R.c.name).in_(sorted(blocks)))
+        for m, in_blocks in sorted((modules or {}).items()):
+            inside = self._within(m)
+            if in_blocks is not None:
+                if not in_blocks:
+                    continue
+                inside = and_(inside, tuple_(R.c.type, R.c.name).in_(sorted(in_blocks)))
+            terms.append(inside)
+        if self._backend.engine.dialect.name != "sqlite":
+            terms = [or_(*terms)] if terms else []
+        # On SQLite one query per term: a module's term is a range of the primary
+        # key, and SQLite reads an OR of such terms (or one next to the blocks' IN)
+        # by scanning every row of the workspace.
+        found: dict[str, Row[Any]] = {}
         with rows.gc_paused():
-            with self._read() as conn:
-                found = conn.execute(query).all()
-            return self._decode(found)
+            with self._snapshot() as conn:
+                for term in terms:
+                    found.update((row.address, row) for row in conn.execute(query.where(term)))
+            return self._decode([found[a] for a in sorted(found)])
+
+    def _within(self, module: str) -> ColumnElement[bool]:
+        """The rows of module instance ``module`` and of the modules inside it."""
+        if self._backend.engine.dialect.name == "sqlite":
+            # All their addresses start with MODULE + "."; SQLite compares text
+            # bytewise, so that is a range of the primary key ("/" follows "."), and
+            # the read touches only those rows (a LIKE would read every row).
+            return and_(R.c.address >= module + ".", R.c.address < module + "/")
+        # PostgreSQL compares text by its collation, where a range is no prefix.
+        return or_(R.c.module == module, R.c.module.startswith(module + ".", autoescape=True))
 
     @_translated
     def get(self, address: str) -> ResourceRecord | None:
