@@ -249,7 +249,10 @@ def _kplan_meta(plan: Plan) -> dict[str, Any]:
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan as a JSON-ready dict, keys in Terraform's order (see docs/plan-json.md)."""
+    """The plan as a JSON-ready dict, keys in Terraform's order (see docs/plan-json.md).
+
+    A resource's values are one object in both ``planned_values`` and
+    ``resource_changes``: copy before changing either."""
     changes = sorted_changes(plan.changes)
     shared: _Shared = {}
     doc: dict[str, Any] = {
