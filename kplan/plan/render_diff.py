@@ -41,7 +41,8 @@ _LIST_CONTEXT: Final = 1  # unchanged elements shown around a change in a list
 class Line(NamedTuple):
     """One output line: ``text`` starts at column ``col``; ``sym`` sits just left of it."""
 
-    # A tuple, not a dataclass: a large plan makes millions (a third of the cost).
+    # A tuple, not a frozen dataclass: a large plan makes millions, and a frozen
+    # dataclass sets each field through object.__setattr__.
     col: int
     sym: str
     text: str
