@@ -22,6 +22,7 @@ import pstats
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.peers.scale import write_kplan
@@ -44,23 +45,26 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(200_000, 50, 1000)  # as kplan.cli.main does
 
     from kplan.cli.common import run_options
-    from kplan.plan.model import PlanMode
+    from kplan.plan.model import Plan, PlanMode
+    from kplan.plan.planner import PlanOptions
     from kplan.plan.render_json import render_plan_json
     from kplan.plan.render_text import render_plan_text
     from kplan.plugins import ProviderRegistry
-    from kplan.workflow import PlanOptions, plan_command
+    from kplan.workflow import plan_command
 
     opts = run_options(".", None, None, False, "0s", 10, False)
     popts = PlanOptions(PlanMode.NORMAL, True, (), (), (), 10)
     registry = ProviderRegistry.from_entry_points()
 
-    def plan() -> object:
+    def plan() -> Plan:
         return plan_command(opts, popts, None, registry)[0]
 
-    steps = {"plan": plan}
     made = plan()
-    steps["text"] = lambda: render_plan_text(made)  # type: ignore[arg-type]
-    steps["json"] = lambda: render_plan_json(made)  # type: ignore[arg-type]
+    steps: dict[str, Callable[[], object]] = {
+        "plan": plan,
+        "text": lambda: render_plan_text(made),
+        "json": lambda: render_plan_json(made),
+    }
     if args.profile:
         profile = cProfile.Profile()
         profile.runcall(steps[args.profile])

@@ -97,13 +97,11 @@ def _sensitive(v: Any) -> Any:
 _Shared = dict[int, tuple[Any, Any]]
 
 
-def _after(after: Any, shared: _Shared | None) -> tuple[Any, Any]:
+def _after(after: Any, shared: _Shared) -> tuple[Any, Any]:
     """``after`` as JSON and its ``sensitive`` shadow."""
-    made = shared.get(id(after)) if shared is not None else None
+    made = shared.get(id(after))
     if made is None:
-        made = (_json_value(after), _sensitive(after))
-        if shared is not None:
-            shared[id(after)] = made
+        made = shared[id(after)] = (_json_value(after), _sensitive(after))
     return made
 
 
@@ -111,7 +109,7 @@ def _change(
     before: Any, after: Any, actions: list[str], shared: _Shared | None = None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"actions": actions, "before": _json_value(before)}
-    values, sensitive = _after(after, shared)
+    values, sensitive = _after(after, {} if shared is None else shared)
     if after is not UNKNOWN:
         out["after"] = values
     out["after_unknown"] = {} if after is None else _shadow(after, _is_unknown)

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, inspect
 from kplan.state import migrate, schema
 from kplan.state.crypto import generate_key
 from kplan.state.store import StateStore
+from tests.unit.sqlite_plans import query_plans
 
 
 @pytest.fixture
@@ -89,22 +90,11 @@ def test_old_db_without_tables_is_upgraded(tmp_path: Path) -> None:
 def test_the_key_proof_reads_only_the_rows_with_secrets(fresh_db: Path) -> None:
     # A state without a key check proves a key on one sealed value: the query that
     # finds it must use the partial index, not read every row of the workspace.
-    from sqlalchemy import event
-
-    statements: list[tuple[str, object]] = []
-    with StateStore.open(str(fresh_db), environ={"KPLAN_STATE_KEY": generate_key()}) as store:
-        engine = store._backend.engine
-
-        def seen(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
-            statements.append((sql, params))
-
-        event.listen(engine, "before_cursor_execute", seen)
-        try:
-            assert store._sealed_sample() is None
-        finally:
-            event.remove(engine, "before_cursor_execute", seen)
-        sql, params = next((s, p) for s, p in statements if "has_secrets" in s)
-        with engine.connect() as conn:
-            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
-    details = " ".join(str(row[-1]) for row in plan)
-    assert "USING INDEX ix_resources_sealed" in details, details
+    env = {"KPLAN_STATE_KEY": generate_key()}
+    with (
+        StateStore.open(str(fresh_db), environ=env) as store,
+        query_plans(store._backend.engine, "has_secrets") as plans,
+    ):
+        assert store._sealed_sample() is None
+    details = plans[0]
+    assert "USING INDEX ix_resources_sealed" in " ".join(details), details

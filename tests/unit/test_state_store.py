@@ -18,6 +18,7 @@ from kplan.diagnostics import KplanError
 from kplan.state.crypto import generate_key
 from kplan.state.store import ResourceRecord, StateStore
 from kplan.values import UNKNOWN, Secret
+from tests.unit.sqlite_plans import query_plans
 
 SECRET = "s3cr3t-XYZ"
 
@@ -135,29 +136,15 @@ def test_a_module_read_touches_only_that_module_s_rows(db: str, env: dict[str, s
     # -target of one host's module at 1,000 hosts: the read must be a range of the
     # primary key, not a scan of every row (a LIKE on the module column was: 36 ms
     # at 100,000 resources).
-    from sqlalchemy import event
-
     with StateStore.open(db, environ=env) as store:
         store.put_many([rec(f'module.node["h{i}"].host_file.conf') for i in range(3)])
-        engine = store._backend.engine
-        statements: list[tuple[str, object]] = []
-
-        def seen(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
-            statements.append((sql, params))
-
-        event.listen(engine, "before_cursor_execute", seen)
-        try:
-            modules = {'module.node["h1"]': None, 'module.node["h2"]': {("host_file", "conf")}}
+        modules = {'module.node["h1"]': None, 'module.node["h2"]': {("host_file", "conf")}}
+        with query_plans(store._backend.engine, "ORDER BY resources.address") as plans:
             assert list(store.resources(blocks=set(), modules=modules)) == [
                 'module.node["h1"].host_file.conf',
                 'module.node["h2"].host_file.conf',
             ]
-        finally:
-            event.remove(engine, "before_cursor_execute", seen)
-        sql, params = next((s, p) for s, p in statements if "ORDER BY resources.address" in s)
-        with engine.connect() as conn:
-            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
-    details = [str(row[-1]) for row in plan]
+    details = plans[0]
     assert all("SCAN" not in d for d in details), details
     assert any("address>? AND address<?" in d for d in details), details
 
