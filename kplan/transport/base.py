@@ -123,10 +123,13 @@ class Connection(abc.ABC):
         owner: str | None = None,
         group: str | None = None,
         atomic: bool = True,
+        parents: bool = False,
     ) -> None:
         """Write a file. Atomic: a temporary file in the same directory, then a rename,
         so a reader sees the old or the new content, never a half. ``atomic=False``
-        rewrites the file in place (same inode: bind mounts of it see the change)."""
+        rewrites the file in place (same inode: bind mounts of it see the change).
+        ``parents`` makes missing directories on the way, as ``mkdir -p`` run by the
+        login user would."""
 
     @abc.abstractmethod
     def docker(self) -> Any:

@@ -71,8 +71,11 @@ class LocalConnection(Connection):
         owner: str | None = None,
         group: str | None = None,
         atomic: bool = True,
+        parents: bool = False,
     ) -> None:
         uid, gid = chown_names(owner, group)
+        if parents:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if not atomic:
             with open(path, "r+b" if os.path.exists(path) else "wb") as f:
                 f.write(data)

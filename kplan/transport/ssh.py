@@ -257,24 +257,17 @@ class SSHConnection(Connection):
         owner: str | None = None,
         group: str | None = None,
         atomic: bool = True,
+        parents: bool = False,
     ) -> None:
+        directory, name = posixpath.split(path)
         target = path
         if atomic:
-            directory, name = posixpath.split(path)
             target = posixpath.join(directory or ".", f".{name}.kplan-{secrets.token_hex(4)}")
-        with self._sftp_lock:
-            sftp = self._sftp()
-            try:
-                self._put(sftp, target, data, mode, atomic)
-            except BaseException as exc:
-                if atomic:
-                    self._discard(sftp, target)
-                if isinstance(exc, paramiko.SSHException | EOFError):
-                    raise self._lost(exc) from None
-                if isinstance(exc, OSError):
-                    why = _reason(exc)
-                    raise TransportError(self.host, f"cannot write {path}: {why}") from None
-                raise
+        if not self._upload(path, target, data, mode, atomic, parents):
+            # The directory is missing: made only now, so that a write into one that
+            # exists (nearly every write) costs no command on the host.
+            self.run(["mkdir", "-p", "--", directory or "."])
+            self._upload(path, target, data, mode, atomic, False)
         spec = owner_spec(owner, group)
         if spec:
             # chown clears setuid/setgid bits: the mode is set again after it.
@@ -300,6 +293,28 @@ class SSHConnection(Connection):
                         why = _reason(exc)
                         raise TransportError(self.host, f"cannot replace {path}: {why}") from None
                     raise
+
+    def _upload(
+        self, path: str, target: str, data: bytes, mode: int, atomic: bool, missing_ok: bool
+    ) -> bool:
+        """Write ``target`` over SFTP; False (nothing written) when ``missing_ok`` and its
+        directory does not exist."""
+        with self._sftp_lock:
+            sftp = self._sftp()
+            try:
+                self._put(sftp, target, data, mode, atomic)
+            except BaseException as exc:
+                if atomic:
+                    self._discard(sftp, target)
+                if isinstance(exc, paramiko.SSHException | EOFError):
+                    raise self._lost(exc) from None
+                if missing_ok and isinstance(exc, FileNotFoundError):
+                    return False
+                if isinstance(exc, OSError):
+                    why = _reason(exc)
+                    raise TransportError(self.host, f"cannot write {path}: {why}") from None
+                raise
+        return True
 
     @staticmethod
     def _put(sftp: paramiko.SFTPClient, target: str, data: bytes, mode: int, atomic: bool) -> None:

@@ -12,8 +12,6 @@ response (the engine keeps what state says); other hosts proceed.
 
 from __future__ import annotations
 
-import posixpath
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +25,7 @@ from ._common import HostContext, transport_diag
 
 __all__ = [
     "StatReader",
-    "ensure_parent_and_principals",
+    "checked_command",
     "read_failed",
 ]
 
@@ -122,18 +120,24 @@ def fetch_all(
         return None, [Diagnostic.error(f"host {host}: cannot read {paths[0]}", str(exc))]
 
 
-def ensure_parent_and_principals(
-    conn: Connection, path: str, owner: str | None, group: str | None, *, parent: bool
+def checked_command(
+    conn: Connection,
+    owner: str | None,
+    group: str | None,
+    lines: Sequence[str],
+    failed: str,
 ) -> Diagnostic | None:
-    """One command: check that owner and group exist on the host; create the parent directory.
+    """One command: check that owner and group exist on the host, then run ``lines``.
 
-    Raises TransportError only for an unreachable host; a failure is returned as a
-    diagnostic naming the attribute.
+    No command at all when there is nothing to check (no names, numeric ids) and
+    nothing to run. A failure is returned as a diagnostic naming the attribute:
+    ``failed`` says what ``lines`` could not do. Raises TransportError only for
+    an unreachable host.
     """
-    script = [_shell.principals_script(owner, group)]
-    if parent:
-        script.append(f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '/')}")
-    result = conn.run("\n".join(s for s in script if s), check=False)
+    script = "\n".join(s for s in (_shell.principals_script(owner, group), *lines) if s)
+    if not script:
+        return None
+    result = conn.run(script, check=False)
     if result.exit_code == _shell.UNKNOWN_OWNER_EXIT:
         return attr_error(
             "owner",
@@ -149,10 +153,5 @@ def ensure_parent_and_principals(
             code="unknown-group",
         )
     if not result.ok:
-        return attr_error(
-            "path",
-            f"cannot create the directory of {path} on host {conn.host}",
-            result.stderr_text().strip(),
-            code="mkdir-failed",
-        )
+        return attr_error("path", failed, result.stderr_text().strip(), code="mkdir-failed")
     return None

@@ -40,7 +40,7 @@ from ._common import (
     normalize_mode,
     principal,
 )
-from ._reader import StatReader, ensure_parent_and_principals
+from ._reader import StatReader, checked_command
 from .file import _as_recorded, _principal_value
 
 __all__ = ["HostDirectory"]
@@ -134,28 +134,18 @@ class HostDirectory(HostResourceType):
         path = str(plain(planned["path"]))
         owner, group = principal(planned.get("owner")), principal(planned.get("group"))
         mode = normalize_mode(str(plain(planned.get("mode")) or DEFAULT_MODE))
-        problem = ensure_parent_and_principals(conn, path, owner, group, parent=False)
-        if problem is not None:
-            return ApplyResponse(prior, [problem])
         q = shlex.quote(path)
         # Five digits: GNU chmod keeps a directory's setgid bit unless told explicitly.
-        script = [f"mkdir -p -- {q}", f"chmod 0{mode} -- {q}"]
+        steps = [f"mkdir -p -- {q}", f"chmod 0{mode} -- {q}"]
         if owner or group:
             spec = (owner or "") + (f":{group}" if group else "")
-            script.append(f"chown -- {shlex.quote(spec)} {q}")
-        result = conn.run(" && ".join(script), check=False)
-        if not result.ok:
-            return ApplyResponse(
-                prior,
-                [
-                    attr_error(
-                        "path",
-                        f"cannot create {path} on host {conn.host}",
-                        result.stderr_text().strip(),
-                        code="mkdir-failed",
-                    )
-                ],
-            )
+            steps.append(f"chown -- {shlex.quote(spec)} {q}")
+        # The owner and group checked and the directory made in one command.
+        problem = checked_command(
+            conn, owner, group, [" && ".join(steps)], f"cannot create {path} on host {conn.host}"
+        )
+        if problem is not None:
+            return ApplyResponse(prior, [problem])
         return ApplyResponse({**planned, "mode": mode})
 
     def delete_on(self, conn: Connection, prior: Mapping[str, Any]) -> ApplyResponse:

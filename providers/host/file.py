@@ -53,7 +53,7 @@ from ._common import (
     normalize_mode,
     principal,
 )
-from ._reader import StatReader, ensure_parent_and_principals
+from ._reader import StatReader, checked_command
 
 __all__ = ["HostFile"]
 
@@ -310,7 +310,9 @@ class HostFile(HostResourceType):
             )
         owner, group = principal(planned.get("owner")), principal(planned.get("group"))
         mode = normalize_mode(str(plain(planned.get("mode")) or DEFAULT_MODE))
-        problem = ensure_parent_and_principals(conn, path, owner, group, parent=True)
+        # A command only for owner or group names to look up: the directory is made
+        # by the write itself, and only when it is missing.
+        problem = checked_command(conn, owner, group, [], "")
         if problem is not None:
             return ApplyResponse(prior, [problem])
         try:
@@ -321,6 +323,7 @@ class HostFile(HostResourceType):
                 owner=owner,
                 group=group,
                 atomic=True,
+                parents=True,
             )
         except CommandFailed as exc:
             return ApplyResponse(prior, [_write_failed(path, exc.diagnostics[0].detail)])

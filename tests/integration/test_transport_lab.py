@@ -155,6 +155,36 @@ def test_write_edge_cases(transports: Transports) -> None:
     conn.run("rm -rf /srv/kt")
 
 
+def test_a_write_with_parents_makes_a_missing_directory_only_then(
+    transports: Transports,
+) -> None:
+    conn = transports.connect("node1")
+    assert isinstance(conn, SSHConnection)
+    conn.run("rm -rf /srv/kp")
+    with pytest.raises(TransportError, match=r"cannot write /srv/kp/a/f: .*no such file"):
+        conn.write_file("/srv/kp/a/f", b"x\n")
+    commands: list[object] = []
+    run = conn.run
+
+    def counted(command: object, **kw: object) -> object:
+        commands.append(command)
+        return run(command, **kw)  # type: ignore[arg-type]
+
+    conn.run = counted  # type: ignore[method-assign]
+    try:
+        conn.write_file("/srv/kp/a/f", b"one\n", mode=0o640, parents=True)
+        assert commands == [["mkdir", "-p", "--", "/srv/kp/a"]]
+        conn.write_file("/srv/kp/a/g", b"two\n", parents=True, atomic=False)
+        assert len(commands) == 1  # the directory is there: SFTP alone
+    finally:
+        del conn.run
+    assert conn.run("stat -c '%a' /srv/kp/a/f; cat /srv/kp/a/f /srv/kp/a/g").text() == (
+        "640\none\ntwo\n"
+    )
+    assert conn.run("ls -A /srv/kp/a").text() == "f\ng\n"  # no temporary file left
+    conn.run("rm -rf /srv/kp")
+
+
 def test_at_most_a_few_commands_share_the_session_at_once(transports: Transports) -> None:
     """sshd refuses more than MaxSessions (default 10) channels: kplan bounds its own."""
     conn = transports.connect("node2")

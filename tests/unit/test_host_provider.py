@@ -8,6 +8,7 @@ trips; an unreachable host is a connection that raises HostUnreachable.
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -97,10 +98,13 @@ class CountingConnection(Connection):
         owner: str | None = None,
         group: str | None = None,
         atomic: bool = True,
+        parents: bool = False,
     ) -> None:
         self._check()
         self.writes.append((path, atomic))
-        self.inner.write_file(path, data, mode=mode, owner=owner, group=group, atomic=atomic)
+        self.inner.write_file(
+            path, data, mode=mode, owner=owner, group=group, atomic=atomic, parents=parents
+        )
 
     def docker(self) -> Any:
         raise NotImplementedError
@@ -400,6 +404,12 @@ def test_unknown_owner_or_group_is_named(lab: Lab) -> None:
         assert d.attribute == (attr,) and d.code == f"unknown-{attr}"
         assert "no-such-kplan-x" in d.summary and "h1" in d.summary
     assert not os.path.exists(path)
+    for attr in ("owner", "group"):  # a directory: checked before it is made
+        planned = lab.plan("host_directory", "h1", {"path": path, attr: "no-such-kplan-x"})
+        resp = lab.apply("host_directory", "h1", "create", None, planned.planned)
+        (d,) = resp.diagnostics
+        assert d.attribute == (attr,) and d.code == f"unknown-{attr}"
+    assert not os.path.exists(path)
 
 
 def test_paths_are_quoted_never_interpreted(lab: Lab) -> None:
@@ -657,6 +667,23 @@ def test_directory_is_created_with_parents_and_read_back(lab: Lab) -> None:
     # Repair is an update in place.
     resp = lab.apply("host_directory", "h1", "update", {**state, "mode": "0700"}, state)
     assert resp.new_state == state and stat.S_IMODE(path.stat().st_mode) == 0o750
+
+
+def test_a_directory_costs_one_command_and_a_file_in_it_none(lab: Lab) -> None:
+    """The owner check and mkdir go in one command; a file's write makes its directory
+    itself, and only when it is missing."""
+    path = lab.dir("h1") / "svc"
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    lab.reset()
+    lab.create("host_directory", "h1", {"path": str(path), "owner": owner, "mode": "0750"})
+    assert len(lab.conns["h1"].runs) == 1
+    lab.reset()
+    lab.create("host_file", "h1", {"path": str(path / "a.conf"), "content": "a\n"})
+    assert lab.conns["h1"].runs == [] and (path / "a.conf").read_text() == "a\n"
+    lab.create("host_file", "h1", {"path": str(path / "new/b.conf"), "content": "b\n"})
+    assert lab.conns["h1"].runs == [] and (path / "new/b.conf").read_text() == "b\n"
+    lab.create("host_file", "h1", {"path": str(path / "c.conf"), "content": "c\n", "owner": owner})
+    assert len(lab.conns["h1"].runs) == 1  # the owner's name looked up on the host
 
 
 def test_directory_delete_removes_only_an_empty_one(lab: Lab) -> None:
