@@ -36,7 +36,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    text,
 )
 
 __all__ = [
@@ -109,13 +108,11 @@ resources = Table(
     Column("dependencies", Text, nullable=False),
     Column("updated_serial", Integer, nullable=False),
     PrimaryKeyConstraint("workspace_id", "address"),
-    # Finds a sealed value to prove the key on without reading every row (0004).
-    Index(
-        "ix_resources_sealed",
-        "workspace_id",
-        sqlite_where=text("has_secrets IS 1"),
-        postgresql_where=text("has_secrets IS true"),
-    ),
+    # Finds a sealed value to prove the key on without reading every row. Partial
+    # (WHERE has_secrets): migration 0004 writes each dialect's predicate. Not said
+    # here: a `postgresql_where` makes SQLAlchemy import the PostgreSQL dialect
+    # into every command, SQLite's included (19 ms of a 0.5 s start).
+    Index("ix_resources_sealed", "workspace_id"),
 )
 
 history = Table(
