@@ -174,6 +174,10 @@ class ReadRequest:
 
     type_name: str
     instances: Sequence[ReadInstance]
+    # The refresh this read is part of (one name for all its types; None: a read on
+    # its own). Reads of one refresh may share what they fetch: see
+    # kplan.provider_sdk.shared_read.
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -302,7 +302,7 @@ def _make_plan(
         if selection.host_excludes:
             skipped = {a: r for a, r in records.items() if r.host in selection.host_excludes}
             fresh = {a: r for a, r in records.items() if a not in skipped}
-        records, drift, rdiags = refresh(fresh, inputs.registry, options.parallelism)
+        records, drift, rdiags = refresh(fresh, inputs.registry)
         records.update(skipped)
         diags.extend(rdiags)
         if diags.has_errors:

@@ -1,14 +1,21 @@
 """Refresh: read what recorded resources look like now, in batches.
 
 One ``read`` call per resource type covers every recorded instance of that
-type (the provider batches per host inside). What changed outside kplan is
-returned as drift — changes from the recorded to the real state — and the
-refreshed records keep the recorded secrecy: a value that was a Secret in
-state stays one after the read.
+type (the provider batches per host inside), every type at once: a type's read
+is one request per host however many instances it has, and ``-parallelism``
+bounds changes, not reads. Bounding types too kept a slow read (a broker's
+CLI, an Erlang VM per call) waiting for a place behind ten quick ones. All the
+reads of one refresh carry one name (``ReadRequest.snapshot``), under which a
+provider may share what they fetch (:func:`kplan.provider_sdk.shared_read`).
+
+What changed outside kplan is returned as drift — changes from the recorded
+to the real state — and the refreshed records keep the recorded secrecy: a
+value that was a Secret in state stays one after the read.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +34,7 @@ __all__ = ["refresh"]
 
 
 def refresh(
-    records: Mapping[str, ResourceRecord], registry: ProviderRegistry, parallelism: int = 10
+    records: Mapping[str, ResourceRecord], registry: ProviderRegistry
 ) -> tuple[dict[str, ResourceRecord], list[ResourceChange], Diagnostics]:
     """Return (records as they are now — gone ones removed —, drift, diagnostics)."""
     diags = Diagnostics()
@@ -36,6 +43,7 @@ def refresh(
         by_type[rec.type].append(rec)
     jobs = []
     computed: dict[str, set[str]] = {}
+    snapshot = uuid.uuid4().hex  # one name for every read of this refresh
     for type_name in sorted(by_type):
         try:
             provider, schema = registry.get(type_name)
@@ -48,9 +56,10 @@ def refresh(
         req = ReadRequest(
             type_name,
             [ReadInstance(r.address, r.host, r.attributes) for r in by_type[type_name]],
+            snapshot,
         )
         jobs.append((provider, req))
-    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs) or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
         responses = list(pool.map(lambda j: _read(*j), jobs))
     out = dict(records)
     drift: list[ResourceChange] = []

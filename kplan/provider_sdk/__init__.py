@@ -11,6 +11,8 @@ One import for everything a provider needs beyond the protocol in
     read_per_host    group instances by host and read each host once, hosts in parallel
     run_in_container ``docker exec`` in a service's container, Docker failures mapped and
                      retried (with ContainerService, ContainerHosts, ExecCommand, ...)
+    shared_read      one fetch per key for every type a refresh reads (one export of a
+                     broker's definitions for its users, vhosts and permissions)
     waiting          ``with waiting():`` around a wait (a container's health gate): the
                      change gives its -parallelism place up meanwhile
     attr_error, attr_warning, plain, is_known, keep_secret, check_mode, parse_duration, ...
@@ -65,6 +67,7 @@ from ._resource import (
     Target,
     read_per_host,
 )
+from ._shared import shared_read
 
 __all__ = [
     "CREATE_BEFORE_DESTROY",
@@ -99,6 +102,7 @@ __all__ = [
     "plain",
     "read_per_host",
     "run_in_container",
+    "shared_read",
     "transport_diag",
     "waiting",
 ]

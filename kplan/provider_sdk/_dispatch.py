@@ -20,6 +20,7 @@ from kplan.provider_api import (
 )
 
 from ._resource import ResourceType
+from ._shared import reading
 
 __all__ = ["TypeDispatcher"]
 
@@ -57,7 +58,8 @@ class TypeDispatcher(Provider):
         if rtype is None:
             states = {i.address: i.state for i in req.instances}
             return ReadResponse(states, [self._unknown(req.type_name)])
-        return rtype.read(req.instances)
+        with reading(req.snapshot):
+            return rtype.read(req.instances)
 
     def plan(self, req: PlanRequest) -> PlanResponse:
         rtype = self._types.get(req.type_name)

@@ -13,6 +13,7 @@ the state that is true now.
 from __future__ import annotations
 
 import abc
+import contextvars
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -160,8 +161,11 @@ def read_per_host(
     if len(hosts) <= 1:
         results = [guarded(h) for h in hosts]
     else:
+        # Each host's read in a copy of this context: it carries the refresh's name
+        # (see _shared.reading) into the pool's threads.
+        contexts = [contextvars.copy_context() for _ in hosts]
         with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(hosts))) as pool:
-            results = list(pool.map(guarded, hosts))
+            results = list(pool.map(lambda c, h: c.run(guarded, h), contexts, hosts))
     states: States = {}
     for found, host_diags in results:
         states.update(found)

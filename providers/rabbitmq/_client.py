@@ -8,7 +8,7 @@ environment (``KPLAN_SECRET``) and reaches ``rabbitmqctl`` on its standard
 input (``printf '%s' "$KPLAN_SECRET" | rabbitmqctl add_user NAME``), so no
 ``ps`` and no log shows it. A refresh reads everything with one
 ``rabbitmqctl export_definitions -`` (users with their password hashes,
-vhosts, permissions) per type and container on each host.
+vhosts, permissions) per container on each host, shared by the three types.
 
 Foreign failures become diagnostics through the SDK's container exec
 (:func:`kplan.provider_sdk.run_in_container`, with :data:`SERVICE`):
@@ -27,6 +27,7 @@ Foreign failures become diagnostics through the SDK's container exec
 from __future__ import annotations
 
 import abc
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +58,7 @@ from kplan.provider_sdk import (
     mask_secrets,
     plain,
     run_in_container,
+    shared_read,
 )
 
 from ._definitions import Definitions
@@ -217,8 +219,9 @@ class RabbitMQType(ResourceType[Where]):
     """A hosted type whose objects live in a RabbitMQ broker reached by ``docker exec``.
 
     A refresh runs one ``export_definitions`` per container on each host (normally
-    one: ``rabbitmq``) for every instance of the type there; :meth:`parse` maps the
-    definitions back to the instances.
+    one: ``rabbitmq``) for every instance of the three types there (shared through
+    :func:`~kplan.provider_sdk.shared_read`); :meth:`parse` maps the definitions back
+    to the instances.
     """
 
     hosted = True
@@ -238,7 +241,11 @@ class RabbitMQType(ResourceType[Where]):
         for container, group in sorted(by_container.items()):
             who = _who([i.address for i in group])
             try:
-                result = run_ctl(api, host, container, READ, who=who)
+                # The same export answers users, vhosts and permissions: one per refresh.
+                result = shared_read(
+                    ("rabbitmq", host, container, READ.args),
+                    functools.partial(run_ctl, api, host, container, READ, who=who),
+                )
                 try:
                     defs = Definitions.parse(result.stdout)
                 except (ValueError, KeyError, TypeError) as exc:

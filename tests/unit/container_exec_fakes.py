@@ -159,9 +159,14 @@ class ProviderDriver:
         assert not resp.diagnostics, [str(d) for d in resp.diagnostics]
         return resp.new_state
 
-    def read(self, type_name: str, states: Mapping[str, Mapping[str, Any]]) -> Any:
+    def read(
+        self,
+        type_name: str,
+        states: Mapping[str, Mapping[str, Any]],
+        snapshot: str | None = None,
+    ) -> Any:
         instances = [ReadInstance(a, self.host, s) for a, s in states.items()]
-        return self.p.read(ReadRequest(type_name, instances))
+        return self.p.read(ReadRequest(type_name, instances, snapshot))
 
     def read_one(self, type_name: str, state: Mapping[str, Any]) -> Any:
         resp = self.read(type_name, {"r.x": state})

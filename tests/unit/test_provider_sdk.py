@@ -7,6 +7,7 @@ test_docker_provider, test_host_provider).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +33,10 @@ from kplan.provider_sdk import (
     States,
     Target,
     TypeDispatcher,
+    read_per_host,
+    shared_read,
 )
+from kplan.provider_sdk._shared import current_snapshot, reading
 from kplan.transport.base import HostUnreachable
 
 
@@ -178,3 +182,66 @@ def test_the_dispatcher_answers_an_unknown_type_with_a_diagnostic() -> None:
     (d,) = p.validate(ValidateRequest("obj", {})).diagnostics
     assert d.code == "missing-attribute" and d.attribute == ("name",)
     assert p.schema().resources["obj"].replace_order == DESTROY_BEFORE_CREATE
+
+
+# ---- shared_read ----------------------------------------------------------------------
+
+
+def test_a_refresh_fetches_a_shared_key_once_across_types_and_threads() -> None:
+    calls: list[str] = []
+    gate = threading.Event()
+
+    def fetch() -> str:
+        calls.append("fetch")
+        gate.wait(5)
+        return f"answer {len(calls)}"
+
+    answers: list[str] = []
+
+    def reader() -> None:
+        with reading("refresh-1"):
+            answers.append(shared_read(("svc", "h1"), fetch))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join()
+    assert calls == ["fetch"] and answers == ["answer 1"] * 4
+    with reading("refresh-1"):
+        assert shared_read(("svc", "h2"), fetch) == "answer 2"  # another key
+        assert shared_read(("svc", "h1"), fetch) == "answer 1"
+    with reading("refresh-2"):  # the next refresh looks again
+        assert shared_read(("svc", "h1"), fetch) == "answer 3"
+    assert shared_read(("svc", "h1"), fetch) == "answer 4"  # no refresh: nothing shared
+    assert shared_read(("svc", "h1"), fetch) == "answer 5"
+
+
+def test_a_failed_shared_fetch_is_each_readers_own() -> None:
+    calls: list[str] = []
+
+    def failing(who: str) -> str:
+        calls.append(who)
+        raise Failed(Diagnostic.error(f"broker down ({who})"))
+
+    with reading("refresh-1"):
+        for who in ("rabbitmq_user", "rabbitmq_vhost"):
+            with pytest.raises(Failed) as err:
+                shared_read("key", functools.partial(failing, who))
+            assert who in err.value.diagnostics[0].summary
+        assert shared_read("key", lambda: "up again") == "up again"
+    assert calls == ["rabbitmq_user", "rabbitmq_vhost"]
+
+
+def test_hosts_read_in_parallel_see_the_refresh() -> None:
+    seen: dict[str, str | None] = {}
+
+    def one(host: str, instances: list[ReadInstance]) -> tuple[States, list[Diagnostic]]:
+        seen[host] = current_snapshot()
+        return {}, []
+
+    instances = [ReadInstance(f"t.x[{h}]", h, {}) for h in ("h1", "h2", "h3")]
+    with reading("refresh-7"):
+        read_per_host("t", instances, one)
+    assert seen == {"h1": "refresh-7", "h2": "refresh-7", "h3": "refresh-7"}

@@ -299,6 +299,30 @@ def test_one_exec_per_host_refreshes_every_instance(d: Driver) -> None:
     assert resp.states == states
 
 
+def test_one_export_answers_every_type_of_one_refresh(d: Driver) -> None:
+    """users, vhosts and permissions come from the same export_definitions: one refresh
+    (one snapshot) runs it once; another refresh, or a read on its own, runs it again."""
+    vhost = d.ok("rabbitmq_vhost", "create", d.plan("rabbitmq_vhost", {"name": "v"}))
+    user = d.ok(
+        "rabbitmq_user", "create", d.plan("rabbitmq_user", {"name": "u", "password": Secret("p")})
+    )
+    perms = d.ok(
+        "rabbitmq_permissions",
+        "create",
+        d.plan("rabbitmq_permissions", {"user": "u", "vhost": "v"}),
+    )
+    reads = {"rabbitmq_vhost": vhost, "rabbitmq_user": user, "rabbitmq_permissions": perms}
+    for snapshot, execs in (("refresh-1", 1), ("refresh-2", 1), (None, 3)):
+        before = d.api.exec_count()
+        for type_name, state in reads.items():
+            resp = d.read(type_name, {"r.x": state}, snapshot)
+            assert not resp.diagnostics and resp.states["r.x"] == state
+        assert d.api.exec_count() - before == execs, snapshot
+    # What one refresh read is not what the next one sees.
+    d.broker.vhosts.discard("v")
+    assert d.read("rabbitmq_vhost", {"r.x": vhost}, "refresh-3").states["r.x"] is None
+
+
 # ---- rabbitmq_permissions ------------------------------------------------------------
 
 
