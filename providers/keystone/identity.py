@@ -14,6 +14,7 @@ cannot log in at all: its password is not checked.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,7 +22,7 @@ from kplan.provider_api import Attribute, ReadInstance, ResourceSchema
 from kplan.provider_sdk import Failed, States, attr_error, plain
 from kplan.values import Secret
 
-from ._client import Client
+from ._client import MAX_IN_FLIGHT, Client
 from ._type import KeystoneType, Where, with_auth
 
 __all__ = ["PASSWORD_REFUSED", "KeystoneProject", "KeystoneRole", "KeystoneUser"]
@@ -180,15 +181,32 @@ class KeystoneUser(KeystoneType):
         return {**state, "name": live.get("name"), "enabled": bool(live.get("enabled", True))}
 
     def read_group(self, client: Client, instances: list[ReadInstance], what: str) -> States:
-        """The user list, then one token request per enabled user with its recorded password."""
+        """The user list, then one token request per enabled user with its recorded password.
+
+        The token requests go out together (as many at once as the client lets
+        through to one keystone): each costs keystone a password hash, and a cloud
+        has a service user per service.
+        """
         states = super().read_group(client, instances, what)
+        checks: list[tuple[str, Mapping[str, Any], str]] = []
         for inst in instances:
             state = states.get(inst.address)
             password = plain(inst.state.get("password"))
             if state is None or not state.get("enabled") or not isinstance(password, str):
                 continue
-            if not self._password_works(client, str(state["id"]), password, inst.address):
-                states[inst.address] = {**state, "password": Secret(PASSWORD_REFUSED)}
+            checks.append((inst.address, state, password))
+        if not checks:
+            return states
+
+        def works(check: tuple[str, Mapping[str, Any], str]) -> bool:
+            address, state, password = check
+            return self._password_works(client, str(state["id"]), password, address)
+
+        with ThreadPoolExecutor(max_workers=min(MAX_IN_FLIGHT, len(checks))) as pool:
+            answers = list(pool.map(works, checks))
+        for (address, state, _), ok in zip(checks, answers, strict=True):
+            if not ok:
+                states[address] = {**state, "password": Secret(PASSWORD_REFUSED)}
         return states
 
     def _password_works(self, client: Client, user_id: str, password: str, address: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,12 @@ class Db:
     tokens: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)
     bodies: list[str] = field(default_factory=list)
+    # Seconds a token request takes (keystone hashing the password), and the most
+    # token requests seen in flight at once.
+    token_seconds: float = 0.0
+    tokens_in_flight: int = 0
+    tokens_peak: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         for c in COLLECTIONS:
@@ -113,6 +120,18 @@ class _Handler(BaseHTTPRequestHandler):
         return self._error(404, "not found")
 
     def _token(self, body: Any) -> None:
+        db = self.db
+        with db.lock:
+            db.tokens_in_flight += 1
+            db.tokens_peak = max(db.tokens_peak, db.tokens_in_flight)
+        try:
+            time.sleep(db.token_seconds)
+            self._answer_token(body)
+        finally:
+            with db.lock:
+                db.tokens_in_flight -= 1
+
+    def _answer_token(self, body: Any) -> None:
         user = body["auth"]["identity"]["password"]["user"]
         if "id" in user:
             found = self.db.objects["users"].get(user["id"])

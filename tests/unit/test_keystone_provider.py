@@ -28,6 +28,7 @@ from kplan.provider_api import (
 from kplan.state.records import ResourceRecord
 from kplan.values import Secret, reveal
 from kplan_providers.keystone import KeystoneProvider
+from kplan_providers.keystone._client import MAX_IN_FLIGHT
 from kplan_providers.keystone.identity import PASSWORD_REFUSED
 from tests.unit.keystone_fake import Db, fake_keystone
 
@@ -296,6 +297,31 @@ def test_drift_deleted_url_changed_password_refused(ks: tuple[str, Db]) -> None:
     assert {k: v for k, v in drifted.items() if k != "password"} == {
         k: v for k, v in user.items() if k != "password"
     }
+
+
+def test_the_users_passwords_are_checked_together(ks: tuple[str, Db]) -> None:
+    """A token request per user costs keystone a password hash: a cloud's service users
+    are checked at once (as many as the client sends one keystone), not one by one."""
+    url, db = ks
+    p = KeystoneProvider()
+    users = [
+        create(
+            p,
+            "keystone_user",
+            {"name": f"svc{n}", "password": Secret(USER_PW), "auth": auth(url)},
+            f"u{n}",
+        )
+        for n in range(8)
+    ]
+    db.passwords[users[5]["id"]] = "changed-by-hand"
+    db.token_seconds, db.tokens_peak = 0.2, 0
+    resp = read(p, "keystone_user", *users)
+    assert not errors(resp.diagnostics)
+    assert db.tokens_peak == MAX_IN_FLIGHT
+    refused = [
+        n for n, s in enumerate(resp.states.values()) if s["password"] != users[n]["password"]
+    ]
+    assert refused == [5]
 
 
 # ---- cost of a refresh --------------------------------------------------------------
