@@ -312,7 +312,9 @@ class HostFile(HostResourceType):
         mode = normalize_mode(str(plain(planned.get("mode")) or DEFAULT_MODE))
         # A command only for owner or group names to look up: the directory is made
         # by the write itself, and only when it is missing.
-        problem = checked_command(conn, owner, group, [], "")
+        problem = checked_command(
+            conn, owner, group, [], f"cannot look up the owner of {path} on host {conn.host}"
+        )
         if problem is not None:
             return ApplyResponse(prior, [problem])
         try:

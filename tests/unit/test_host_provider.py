@@ -412,6 +412,26 @@ def test_unknown_owner_or_group_is_named(lab: Lab) -> None:
     assert not os.path.exists(path)
 
 
+def test_an_owner_lookup_that_fails_otherwise_says_what_was_done(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = lab.conns["h1"]
+    run = conn.run
+
+    def broken_id(command: Any, **kw: Any) -> CommandResult:
+        if "id -u" in str(command):
+            return CommandResult(3, b"", b"id: cannot fork\n")
+        return run(command, **kw)
+
+    monkeypatch.setattr(conn, "run", broken_id)
+    path = str(lab.dir("h1") / "f")
+    planned = lab.plan("host_file", "h1", {"path": path, "content": "x", "owner": "root"})
+    (d,) = lab.apply("host_file", "h1", "create", None, planned.planned).diagnostics
+    assert d.summary == f"cannot look up the owner of {path} on host h1"
+    assert d.detail == "id: cannot fork" and d.attribute == ("path",)
+    assert not os.path.exists(path)
+
+
 def test_paths_are_quoted_never_interpreted(lab: Lab) -> None:
     evil = lab.dir("h1") / "a b'$(touch pwned)`touch pwned2`;x"
     state = lab.create("host_file", "h1", {"path": str(evil), "content": "x"})
