@@ -513,8 +513,14 @@ def test_ctrl_c_while_a_change_is_in_flight_starts_nothing_new(tmp_path: Path) -
         for_each: {a: 1}
         input: ${fake_task.y[each.key].id}
     """
-    with pytest.raises(KeyboardInterrupt):
-        plan_and_apply(tmp_path, chain, provider, parallelism=2)
+    # Python's own Ctrl-C handler, whatever this process inherited: a test run started
+    # in the background by a non-interactive shell has SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            plan_and_apply(tmp_path, chain, provider, parallelism=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # apply_plan has returned; its threads are joined: nothing can start any more.
     assert started == ['fake_task.x["a"]']
     assert provider.order("end") == ['fake_task.x["a"]']
