@@ -13,7 +13,7 @@ docs/plan-json.md, with a JSON Schema in docs/plan-json.schema.json.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import kplan
@@ -59,61 +59,65 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-def _shadow(v: Any, leaf: Callable[[Any], bool]) -> Any:
-    """Terraform's shadow structure: ``true`` at matching leaves, containers mirrored."""
-    if type(v) in _PLAIN:  # both leaves (a secret, an unknown) are other types
-        return False
-    if leaf(v):
-        return True
+def _walk(v: Any) -> tuple[Any, Any, Any]:
+    """``_json_value(v)`` with its shadows of secrets and of unknowns, in one pass.
+
+    The same as three separate walks, which sorted every map's keys three times:
+    at 100,000 resources the values of a plan are most of the JSON document.
+    """
+    if type(v) in _PLAIN:
+        return v, False, False
+    if isinstance(v, Secret):
+        return SENSITIVE_TEXT, True, False
+    if v is UNKNOWN:
+        return None, False, True
     if isinstance(v, Mapping):
-        out = {}
+        values: dict[str, Any] = {}
+        secret: dict[str, Any] = {}
+        unknown: dict[str, Any] = {}
         for k in text_order(v):
             x = v[k]
             if type(x) in _PLAIN:  # inline: most entries are plain
+                values[str(k)] = x
                 continue
-            s = _shadow(x, leaf)
+            value, s, u = _walk(x)
+            if x is not UNKNOWN:
+                values[str(k)] = value
             if s is not False:
-                out[str(k)] = s
-        return out
+                secret[str(k)] = s
+            if u is not False:
+                unknown[str(k)] = u
+        return values, secret, unknown
     if isinstance(v, list | tuple):
-        return [_shadow(x, leaf) for x in v]
-    return False
-
-
-def _is_secret(v: Any) -> bool:
-    return isinstance(v, Secret)
-
-
-def _is_unknown(v: Any) -> bool:
-    return v is UNKNOWN
-
-
-def _sensitive(v: Any) -> Any:
-    return False if v is None else _shadow(v, _is_secret)
+        parts = [_walk(x) for x in v]
+        return [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
+    return _json_value(v), False, False
 
 
 # A resource's planned values and their shadow of secrets appear twice in the
 # document (planned_values, resource_changes): made once, shared (by id of ``after``).
-_Shared = dict[int, tuple[Any, Any]]
+_Shared = dict[int, tuple[Any, Any, Any]]
 
 
-def _after(after: Any, shared: _Shared) -> tuple[Any, Any]:
-    """``after`` as JSON and its ``sensitive`` shadow."""
+def _after(after: Any, shared: _Shared) -> tuple[Any, Any, Any]:
+    """``after`` as JSON, its ``sensitive`` shadow and its ``unknown`` shadow."""
     made = shared.get(id(after))
     if made is None:
-        made = shared[id(after)] = (_json_value(after), _sensitive(after))
+        made = (None, False, {}) if after is None else _walk(after)
+        shared[id(after)] = made
     return made
 
 
 def _change(
     before: Any, after: Any, actions: list[str], shared: _Shared | None = None
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"actions": actions, "before": _json_value(before)}
-    values, sensitive = _after(after, {} if shared is None else shared)
+    before_values, before_sensitive, _ = (None, False, None) if before is None else _walk(before)
+    out: dict[str, Any] = {"actions": actions, "before": before_values}
+    values, sensitive, unknown = _after(after, {} if shared is None else shared)
     if after is not UNKNOWN:
         out["after"] = values
-    out["after_unknown"] = {} if after is None else _shadow(after, _is_unknown)
-    out["before_sensitive"] = _sensitive(before)
+    out["after_unknown"] = unknown
+    out["before_sensitive"] = before_sensitive
     out["after_sensitive"] = sensitive
     return out
 
@@ -169,7 +173,7 @@ def _planned_resource(change: ResourceChange, shared: _Shared) -> dict[str, Any]
     out = _addr_fields(change.addr)
     out.pop("module_address", None)
     out["provider_name"] = change.provider
-    out["values"], out["sensitive_values"] = _after(change.after, shared)
+    out["values"], out["sensitive_values"], _ = _after(change.after, shared)
     return out
 
 

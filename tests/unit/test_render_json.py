@@ -56,6 +56,35 @@ def test_secrets_masked_and_marked() -> None:
     assert "raw-" not in render_plan_json(plan)
 
 
+def test_nested_secrets_and_unknowns_in_one_value() -> None:
+    # Secrets and unknowns side by side at every depth: the values, both shadows and
+    # planned_values' sensitive_values come from one walk of the value.
+    after = {
+        "env": {"PW": Secret("raw-1"), "ID": UNKNOWN, "N": 3},
+        "args": ["a", Secret("raw-2"), UNKNOWN, {"k": Secret("raw-3")}],
+        "plain": "x",
+    }
+    before = {"env": {"PW": Secret("raw-0"), "N": 2}, "args": []}
+    doc = plan_to_json(Plan((_change(Action.UPDATE, before, after),)))
+    body = doc["resource_changes"][0]["change"]
+    assert body["before"] == {"args": [], "env": {"N": 2, "PW": "(sensitive)"}}
+    assert body["before_sensitive"] == {"args": [], "env": {"PW": True}}
+    assert body["after"] == {
+        "args": ["a", "(sensitive)", None, {"k": "(sensitive)"}],
+        "env": {"N": 3, "PW": "(sensitive)"},
+        "plain": "x",
+    }
+    assert body["after_sensitive"] == {
+        "args": [False, True, False, {"k": True}],
+        "env": {"PW": True},
+    }
+    assert body["after_unknown"] == {"args": [False, False, True, {}], "env": {"ID": True}}
+    planned = doc["planned_values"]["root_module"]["resources"][0]
+    assert planned["values"] == body["after"]
+    assert planned["sensitive_values"] == body["after_sensitive"]
+    assert "raw-" not in json.dumps(doc)
+
+
 def test_action_reasons() -> None:
     replace = _change(Action.REPLACE, {"a": 1}, {"a": 2}, replace_paths=(("a",),))
     requested = _change(Action.REPLACE, {"a": 1}, {"a": 1}, reasons=(Reason("requested", "x"),))
