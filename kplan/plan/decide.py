@@ -11,7 +11,7 @@ attributes that differ, drift, ``-replace``, and ``restart_on`` /
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,7 +371,9 @@ class InstancePlanner:
         self._validate(resp.diagnostics, inst)
         return resp
 
-    def _validate(self, diags: Iterable[Diagnostic], inst: Instance) -> None:
+    def _validate(self, diags: Sequence[Diagnostic], inst: Instance) -> None:
+        if not diags:
+            return  # the usual case, once or twice per instance
         out = Diagnostics(placed(diags, inst.resource))
         out.raise_if_errors()
 

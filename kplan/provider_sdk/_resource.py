@@ -199,6 +199,8 @@ class ResourceType(abc.ABC, Generic[TargetT]):
     def validate(self, config: Mapping[str, Any]) -> list[Diagnostic]:
         """The schema's checks, then the type's own; one diagnostic per attribute at most."""
         generic = missing_attribute_paths(self.schema, validate_against_schema(self.schema, config))
+        if not generic:  # every name is an attribute: the usual case, nothing to filter
+            return self.check(config)
         known = {n: v for n, v in config.items() if n in self.schema.attributes}
         specific = self.check(known)
         flagged = {d.attribute for d in specific}
