@@ -71,8 +71,17 @@ class ModuleAddr:
     """A module instance: ``module.a["x"].module.b``; the root module has no steps."""
 
     steps: tuple[ModuleStep, ...] = ()
-    # Every instance address in the module asks for str(): made once, on first use.
+    # Every instance address in the module asks for str() and hash() (a block's address
+    # holds its module): each made once, on first use.
     _text: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if h is None:
+            h = hash(self.steps)
+            object.__setattr__(self, "_hash", h)
+        return h
 
     @property
     def is_root(self) -> bool:

@@ -5,12 +5,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kplan.addrs import (
+    ROOT,
     AddressError,
     ModuleAddr,
     ResourceAddr,
     ResourceConfigAddr,
     Target,
     parse,
+    parse_module,
     parse_resource,
 )
 
@@ -51,3 +53,17 @@ def test_target_prefixes() -> None:
     assert Target.parse('module.a["k"].local_file.x').matches(inst)
     assert not Target.parse("local_file.x").matches(inst)
     assert Target.parse('module.a["k"].local_file.x[0]').matches(inst)
+
+
+def test_equal_addresses_hash_alike_and_find_each_other() -> None:
+    # ModuleAddr and ResourceAddr keep their hash once made: equal ones, made apart
+    # (one hashed before, one after its text was asked for), are still one dict key.
+    one = parse_module('module.a["x"].module.b')
+    two = ROOT.child("a", "x").child("b")
+    str(two)
+    assert one == two and hash(one) == hash(two)
+    assert {one: 1}[two] == 1 and {ROOT: 0}[ModuleAddr()] == 0
+    block = ResourceConfigAddr(one, "t", "n")
+    assert {block: 1}[ResourceConfigAddr(two, "t", "n")] == 1
+    assert {block.instance("k"): 1}[two.resource("t", "n", "k")] == 1
+    assert one != ROOT.child("a", "y").child("b")
