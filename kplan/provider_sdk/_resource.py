@@ -220,7 +220,7 @@ class ResourceType(abc.ABC, Generic[TargetT]):
         prior state as it is (nothing outside kplan's state to look at)."""
         if self.hosted:
             return read_per_host(self.type_name, instances, self.read_batch, self.error_attribute)
-        return ReadResponse(states={i.address: dict(i.state) for i in instances})
+        return ReadResponse(states={i.address: i.state for i in instances})
 
     def read_batch(
         self, host: str, instances: list[ReadInstance]
