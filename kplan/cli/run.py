@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import threading
 from collections.abc import Callable
@@ -115,13 +116,22 @@ def plan(
     if diags.has_errors:
         raise typer.Exit(1)
     _show_plan(p, json_out, no_color)
-    if out:
+    if out and not json_out:  # -json: stdout holds the JSON document and nothing else
         typer.echo(
             f"\nSaved the plan to: {out}\n\nTo perform exactly these actions, run:\n"
-            f"  kplan apply {out}"
+            f"  {_apply_command(chdir, out)}"
         )
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
+
+
+def _apply_command(chdir: str, planfile: str) -> str:
+    """The apply of a saved plan, as it can be pasted where this plan was run: the
+    plan file is read relative to -chdir, so the command keeps it."""
+    argv = ["kplan", "apply"]
+    if chdir not in ("", "."):
+        argv += ["-chdir", chdir]
+    return shlex.join([*argv, planfile])
 
 
 def _show_plan(p: Plan, json_out: bool, no_color: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -108,6 +109,26 @@ def test_saved_plan_is_applied_as_reviewed_and_refused_when_stale(module_copy) -
     assert edited.returncode == 1
     assert "configuration files changed since the plan was made" in edited.stderr
     assert "Traceback" not in edited.stderr
+
+
+def test_saved_plan_hint_runs_as_printed_and_json_stays_json(module_copy) -> None:
+    root = module_copy("examples/quickstart")
+    work = root.parent
+    inner = root.rename(work / "my module")
+    rel = inner.relative_to(work)
+    run_kplan(work, "init", "-chdir", str(rel), check=True)
+    shown = run_kplan(work, "plan", "-chdir", str(rel), "-out", "saved.plan", check=True)
+    hint = shown.stdout.rstrip().splitlines()[-1].strip()
+    assert hint == "kplan apply -chdir 'my module' saved.plan"
+    # The printed command, pasted where the plan was made, applies it.
+    argv = shlex.split(hint)[1:]
+    applied = run_kplan(work, *argv, check=True)
+    assert "Apply complete! Resources: 7 added" in applied.stdout
+
+    # -json with -out: stdout is the JSON document alone (a pipe to jq must parse it).
+    doc = run_kplan(work, "plan", "-chdir", str(rel), "-json", "-out", "again.plan", check=True)
+    assert json.loads(doc.stdout)["format_version"]
+    assert (inner / "again.plan").is_file()
 
 
 def test_generated_secret_never_reaches_state_plan_or_output(module_copy) -> None:
