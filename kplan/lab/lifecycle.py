@@ -523,6 +523,25 @@ def _rm_cgroups(spec: LabSpec) -> list[str]:
     return removed
 
 
+def _remove_lab_dir(root: Path) -> None:
+    """Remove the lab's directory, each host's part and the registry's by an ``rm`` of
+    its own, all at once.
+
+    With examples/openstack deployed they hold 7.9 GB in 300,000 files (the images,
+    unpacked once per host): shutil.rmtree took 28 s for them. ``--one-file-system``
+    keeps a mount left under the directory (one ``umount -l`` did not detach yet)
+    from being emptied; the rmtree that follows then fails on it, as before.
+    """
+    hosts = root / "hosts"
+    parts = sorted(p for p in hosts.iterdir() if p.is_dir()) if hosts.is_dir() else []
+    if (root / "registry").is_dir():
+        parts.append(root / "registry")
+    removers = [subprocess.Popen(["rm", "-rf", "--one-file-system", "--", str(p)]) for p in parts]
+    for r in removers:
+        r.wait()
+    shutil.rmtree(root)
+
+
 def _unmount_under(path: Path) -> list[str]:
     out = []
     prefix = str(path) + "/"
@@ -593,7 +612,8 @@ def down(name: str, echo: Echo) -> DownResult:
     removed += _rm_inventory_copies(spec)
     if spec.dir.exists():
         removed += _unmount_under(spec.dir)
-        shutil.rmtree(spec.dir)
+        echo(f"Removing {spec.dir} (the hosts' Docker data and the registry)")
+        _remove_lab_dir(spec.dir)
         removed.append(f"directory {spec.dir}")
     root = lab_root()
     if root.is_dir() and not any(root.iterdir()):

@@ -197,6 +197,7 @@ def test_down_removes_everything_and_is_idempotent(lab: Lab) -> None:
     inodes = {Path("/var/run/netns", h.netns).stat().st_ino for h in spec.all_hosts()}
     out = check(kplan_lab("down", "--name", lab.name)).stdout
     assert "down in" in out
+    assert f"Removing {lab.dir} (the hosts' Docker data and the registry)" in out
     for pid in pids:
         # Gone, or a zombie that init has not reaped yet: not running either way.
         st = proc_stat(pid)
