@@ -104,7 +104,7 @@ def _apply_read(
     if rec.address not in resp.states:
         return  # the provider could not tell: keep what state says
     now = resp.states[rec.address]
-    if now is rec.attributes or (now is not None and now == rec.attributes):
+    if now is not None and now == rec.attributes:
         return  # as recorded, secrets included (a Secret equals only a Secret): the usual case
     if now is None:
         del out[rec.address]
@@ -131,9 +131,14 @@ def _apply_read(
     reasons = tuple(
         Reason("drift", f"{k} changed outside kplan", (k,)) for k in changed if k not in computed
     )
-    addr = parse_resource(rec.address)
     drift.append(
         ResourceChange(
-            addr, rec.provider, Action.UPDATE, rec.attributes, current, reasons, host=rec.host
+            parse_resource(rec.address),
+            rec.provider,
+            Action.UPDATE,
+            rec.attributes,
+            current,
+            reasons,
+            host=rec.host,
         )
     )

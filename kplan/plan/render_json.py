@@ -111,7 +111,7 @@ def _after(after: Any, shared: _Shared) -> tuple[Any, Any, Any]:
 def _change(
     before: Any, after: Any, actions: list[str], shared: _Shared | None = None
 ) -> dict[str, Any]:
-    before_values, before_sensitive, _ = (None, False, None) if before is None else _walk(before)
+    before_values, before_sensitive, _ = _walk(before)
     out: dict[str, Any] = {"actions": actions, "before": before_values}
     values, sensitive, unknown = _after(after, {} if shared is None else shared)
     if after is not UNKNOWN:
