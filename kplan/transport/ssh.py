@@ -152,6 +152,7 @@ class SSHConnection(Connection):
         transport = conn.client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE)
+            _no_delay(transport)
         return conn
 
     def _transport(self) -> paramiko.Transport:
@@ -360,6 +361,21 @@ class SSHConnection(Connection):
             if self._fabric is not None:
                 self._fabric.close()
                 self._fabric = None
+
+
+def _no_delay(transport: paramiko.Transport) -> None:
+    """Send each SSH message at once (TCP_NODELAY), as OpenSSH does.
+
+    paramiko leaves Nagle's algorithm on: a small message (a channel open, a
+    command's EOF) sent while the one before is not yet acknowledged waits for
+    that acknowledgement, which the host delays by up to 40 ms. Every command
+    and Docker connection after the first on a session paid that: 41 ms to
+    open a channel, 0.3 ms without.
+    """
+    sock = transport.sock
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _send_eof(chan: paramiko.Channel) -> None:

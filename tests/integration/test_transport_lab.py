@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +50,11 @@ def test_commands_run_on_the_host_over_one_session(lab: Lab, transports: Transpo
         conn.run(["sh", "-c", "echo 'it broke' >&2; exit 3"])
     assert "it broke" in str(err.value)
     assert isinstance(conn, SSHConnection)
-    assert len(conn._client().get_transport().sock.getpeername()) == 2  # one TCP session
+    sock = conn._client().get_transport().sock
+    assert len(sock.getpeername()) == 2  # one TCP session
+    # Each message goes out at once: with Nagle's algorithm on (paramiko's default) every
+    # channel after the first waited ~40 ms for the host's delayed acknowledgement.
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_atomic_and_in_place_writes(transports: Transports) -> None:
