@@ -3,9 +3,11 @@
 :class:`StatReader` groups the instances of one read by host (the SDK's
 :func:`~kplan.provider_sdk.read_per_host`) and, on each host (hosts in
 parallel), runs one :func:`~kplan_providers.host._shell.stat_script` over
-every path, then — only when some file's digest differs from the recorded
-one — one :func:`~kplan_providers.host._shell.fetch_script` over just those
-files, for the plan's diff. An unreachable host yields one
+every path (again as :func:`~kplan_providers.host._shell.stat_each_script`
+in the rare case its reply cannot be matched to the paths), then — only when
+some file's digest differs from the recorded one — one
+:func:`~kplan_providers.host._shell.fetch_script` over just those files, for
+the plan's diff. An unreachable host yields one
 ``host-unreachable`` diagnostic and leaves its instances out of the
 response (the engine keeps what state says); other hosts proceed.
 """
@@ -52,6 +54,12 @@ class StatReader:
             conn = self.ctx.connect(host)
             result = _shell.run_script(conn, _shell.stat_script(paths))
             stats = _shell.parse_stat(result.text(), len(paths))
+            if stats is None:
+                # A path changed between the script's passes, or busybox split a
+                # name over two lines: no guessing which line is whose. Ask
+                # again, path by path.
+                result = _shell.run_script(conn, _shell.stat_each_script(paths))
+                stats = _shell.parse_stat_each(result.text(), len(paths))
             drifted = [
                 n
                 for n, st in enumerate(stats)

@@ -7,9 +7,14 @@ trips; an unreachable host is a connection that raises HostUnreachable.
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import os
 import pwd
+import shutil
 import stat
+import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -811,9 +816,243 @@ def test_etc_hosts_reads_many_hosts_in_one_command_each(lab: Lab) -> None:
 # ---- shell helpers ------------------------------------------------------------------
 
 
-def test_parse_stat_refuses_a_truncated_reply() -> None:
+@pytest.mark.parametrize("parse", [_shell.parse_stat, _shell.parse_stat_each])
+def test_parse_stat_refuses_a_truncated_reply(parse: Any) -> None:
     with pytest.raises(ValueError, match="no record for 1 of 2"):
-        _shell.parse_stat("0 missing\n", 2)
+        parse("0 missing\n", 2)
+
+
+def test_a_batched_reply_cut_before_its_end_is_refused() -> None:
+    with pytest.raises(ValueError, match="stops before the end"):
+        _shell.parse_stat("0 missing\n--stat\n", 1)
+
+
+def _sh(
+    script: str,
+    *,
+    cwd: Path | None = None,
+    path: Sequence[Path] = (),
+    shell: Sequence[str] = ("sh",),
+) -> str:
+    """The standard output of ``script`` run by the local ``sh -s``, as on a host."""
+    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path), os.environ["PATH"]])}
+    done = subprocess.run(
+        [*shell, "-s"],
+        input=script.encode("utf-8", "surrogateescape"),
+        capture_output=True,
+        check=True,
+        cwd=cwd,
+        env=env,
+    )
+    return done.stdout.decode("utf-8", "replace")
+
+
+def _expected(path: Path) -> _shell.Stat | None:
+    """What a stat script should say of ``path``, from Python's own look at it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        return _shell.Stat("other")
+    sha = None
+    if stat.S_ISREG(st.st_mode) and os.access(path, os.R_OK):  # root reads a mode 000 file
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _shell.Stat(
+        "dir" if stat.S_ISDIR(st.st_mode) else "file",
+        pwd.getpwuid(st.st_uid).pw_name,
+        str(st.st_uid),
+        grp.getgrgid(st.st_gid).gr_name,
+        str(st.st_gid),
+        f"{stat.S_IMODE(st.st_mode):04o}",
+        sha,
+    )
+
+
+# Names a script must pass through untouched (relative ones run from the folder).
+ODD_NAMES = ["with space", 'it\'s "quoted"', "new\nline", "back\\slash", "-dash"]
+
+
+def _zoo(root: Path) -> list[str]:
+    """One path of each kind the stat scripts tell apart, under ``root``."""
+    (root / "file").write_text("a = 1\n")
+    (root / "file").chmod(0o640)
+    (root / "empty").write_bytes(b"")
+    (root / "locked").write_text("secret\n")
+    (root / "locked").chmod(0o000)
+    (root / "dir").mkdir()
+    (root / "dir").chmod(0o2750)
+    (root / "link").symlink_to(root / "file")
+    (root / "dangling").symlink_to(root / "nowhere")
+    os.mkfifo(root / "fifo")
+    for n, name in enumerate(ODD_NAMES):
+        (root / name).write_text(f"odd {n}\n")
+    (root / "-").write_text("not standard input\n")
+    kinds = ["missing", "file", "empty", "locked", "dir", "link", "dangling", "fifo"]
+    return [str(root / k) for k in kinds + ODD_NAMES] + ["-dash", "-", "/dev/null"]
+
+
+def test_the_batched_stat_script_reports_what_the_per_path_script_does(tmp_path: Path) -> None:
+    paths = _zoo(tmp_path)
+    want = [_expected(tmp_path / p) for p in paths]
+    assert want[paths.index(str(tmp_path / "link"))] == _shell.Stat("other")
+    assert want[paths.index("/dev/null")] == _shell.Stat("other")
+    assert want[paths.index("-")].sha256 == hashlib.sha256(b"not standard input\n").hexdigest()  # type: ignore[union-attr]
+    batched = _shell.parse_stat(_sh(_shell.stat_script(paths), cwd=tmp_path), len(paths))
+    each = _shell.parse_stat_each(_sh(_shell.stat_each_script(paths), cwd=tmp_path), len(paths))
+    assert batched == each == want
+    assert _shell.parse_stat(_sh(_shell.stat_script([])), 0) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="no setpriv")
+def test_an_unreadable_file_has_no_digest() -> None:
+    """As root every file is readable: the scripts run as nobody (setpriv) there."""
+    shell = ["sh"]
+    if os.geteuid() == 0:
+        shell = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh"]
+    with tempfile.TemporaryDirectory() as name:  # tmp_path's parents are closed to nobody
+        root = Path(name)
+        root.chmod(0o755)
+        (root / "open").write_text("x\n")
+        (root / "open").chmod(0o644)
+        (root / "locked").write_text("x\n")
+        (root / "locked").chmod(0o000)
+        paths = [str(root / "open"), str(root / "locked")]
+        batched = _shell.parse_stat(_sh(_shell.stat_script(paths), shell=shell), 2)
+        each = _shell.parse_stat_each(_sh(_shell.stat_each_script(paths), shell=shell), 2)
+    assert batched == each
+    assert batched is not None and batched[1] is not None and batched[1].mode == "0000"
+    assert [s.sha256 for s in batched if s is not None] == [
+        hashlib.sha256(b"x\n").hexdigest(),
+        None,
+    ]
+
+
+def _spies(where: Path, log: Path, before: str = "") -> Path:
+    """A folder of ``stat`` and ``sha256sum`` that log each start, run ``before``,
+    then run the real command."""
+    where.mkdir()
+    for name in ("stat", "sha256sum"):
+        real = shutil.which(name)
+        assert real is not None
+        spy = where / name
+        spy.write_text(f'#!/bin/sh\necho {name} >> "{log}"\n{before}\nexec "{real}" "$@"\n')
+        spy.chmod(0o755)
+    return where
+
+
+def _started(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def test_stat_and_sha256sum_start_once_for_all_paths(tmp_path: Path) -> None:
+    (tmp_path / "h").mkdir()
+    paths = []
+    for n in range(10):
+        (tmp_path / "h" / f"d{n}").mkdir()
+        (tmp_path / "h" / f"f{n}").write_text(f"{n}\n")
+        paths += [str(tmp_path / "h" / f"d{n}"), str(tmp_path / "h" / f"f{n}")]
+    paths += [str(tmp_path / "h" / f"gone{n}") for n in range(10)]
+    log = tmp_path / "started"
+    spies = _spies(tmp_path / "bin", log)
+    reply = _sh(_shell.stat_script(paths), path=[spies])
+    assert sorted(_started(log)) == ["sha256sum", "stat"]
+    assert _shell.parse_stat(reply, 30) == [_expected(Path(p)) for p in paths]
+
+
+def test_a_path_removed_between_the_passes_is_asked_again_path_by_path(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stat starts after the first pass saw the file: no line for it, nothing is guessed."""
+    items = []
+    for n in range(4):
+        cfg = {"path": str(lab.dir("h1") / f"{n}"), "content": f"{n}\n"}
+        items.append((f"f{n}", "h1", lab.create("host_file", "h1", cfg)))
+    victim = lab.dir("h1") / "1"
+    log = lab.tmp / "started"
+    spies = _spies(lab.tmp / "bin", log, before=f"rm -f '{victim}'")
+    monkeypatch.setenv("PATH", f"{spies}{os.pathsep}{os.environ['PATH']}")
+    lab.reset()
+    read = lab.read("host_file", items)
+    assert read.diagnostics == []
+    assert read.states == {a: (None if a == "f1" else s) for a, _, s in items}
+    assert len(lab.conns["h1"].runs) == 2  # the batched script, then the per-path one
+    assert _started(log).count("stat") == 1 + 3
+
+
+HASH = "\\" + "a" * 64 + "  /tmp/a\\\\b"  # GNU escapes the name a\b: a\\b, "\\" first
+
+
+@pytest.mark.parametrize(
+    ("reply", "count"),
+    [
+        # A dir's stat failed (removed after the first pass): one line short.
+        (f"0 dir\n1 file\n--stat\nroot 0 root 0 755\n--sha256\n{HASH}\n", 2),
+        # The file vanished before sha256sum.
+        ("0 dir\n1 file\n--stat\nroot 0 root 0 755\nroot 0 root 0 644\n--sha256\n", 2),
+        # busybox: a name holding a newline spills onto a line of its own,
+        # and the next file vanished: the count is right, the lines are not.
+        ("0 file\n1 file\n--stat\nr 0 r 0 644\nr 0 r 0 644\n--sha256\n" + HASH + "\nb\n", 2),
+        # Not a line of stat -c (an error message on standard output).
+        ("0 dir\n--stat\nstat: cannot stat '/d'\n--sha256\n", 1),
+    ],
+    ids=["stat-short", "sha256-short", "busybox-newline", "stat-error"],
+)
+def test_a_batched_reply_that_does_not_line_up_is_not_guessed(reply: str, count: int) -> None:
+    assert _shell.parse_stat(reply, count) is None
+    # One whose lines do line up maps.
+    good = f"0 dir\n1 file\n--stat\nr 0 r 0 755\nr 0 r 0 644\n--sha256\n{HASH}\n"
+    assert _shell.parse_stat(good, 2) == [
+        _shell.Stat("dir", "r", "0", "r", "0", "0755"),
+        _shell.Stat("file", "r", "0", "r", "0", "0644", "a" * 64),
+    ]
+
+
+def test_the_reader_asks_path_by_path_when_the_batched_reply_does_not_line_up(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _fifty(lab)[:25]
+    conn = lab.conns["h1"]
+    run = conn.run
+    scripts: list[bytes] = []
+
+    def racy(command: Any, *, stdin: bytes | None = None, **kw: Any) -> CommandResult:
+        scripts.append(stdin or b"")
+        result = run(command, stdin=stdin, **kw)
+        if b"--sha256" not in (stdin or b""):
+            return result
+        # As if the last file had gone before sha256sum ran.
+        cut = result.stdout.rstrip(b"\n").rsplit(b"\n", 1)[0] + b"\n"
+        return CommandResult(result.exit_code, cut, result.stderr)
+
+    monkeypatch.setattr(conn, "run", racy)
+    lab.reset()
+    read = lab.read("host_file", items)
+    assert read.diagnostics == [] and all(read.states[a] == s for a, _, s in items)
+    assert len(scripts) == 2
+    assert b"--sha256" in scripts[0] and b'sha256sum < "$p"' in scripts[1]
+
+
+@pytest.mark.skipif(not shutil.which("busybox"), reason="busybox is not installed")
+def test_the_batched_stat_script_runs_on_busybox(tmp_path: Path) -> None:
+    applets = tmp_path / "busybox"
+    applets.mkdir()
+    for name in ("stat", "sha256sum"):
+        (applets / name).symlink_to(shutil.which("busybox"))  # type: ignore[arg-type]
+    root = tmp_path / "zoo"
+    root.mkdir()
+    paths = _zoo(root)
+    want = [_expected(root / p) for p in paths]
+    shell = ("busybox", "sh")
+    each = _sh(_shell.stat_each_script(paths), cwd=root, path=[applets], shell=shell)
+    assert _shell.parse_stat_each(each, len(paths)) == want
+    # busybox's sha256sum does not escape a newline in a name: the reply cannot be
+    # matched to the paths, and the caller asks path by path.
+    batched = _sh(_shell.stat_script(paths), cwd=root, path=[applets], shell=shell)
+    assert _shell.parse_stat(batched, len(paths)) is None
+    plain = [p for p in paths if "\n" not in p]
+    batched = _sh(_shell.stat_script(plain), cwd=root, path=[applets], shell=shell)
+    assert _shell.parse_stat(batched, len(plain)) == [_expected(root / p) for p in plain]
 
 
 # ---- host_sysctl --------------------------------------------------------------------
