@@ -1,5 +1,5 @@
 """``python -m kplan``: the same as the ``kplan`` command."""
 
-from kplan.cli.main import main
+from kplan.client import main
 
 main()

@@ -14,3 +14,7 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("fuzz", deadline=None, max_examples=2000)
 settings.load_profile("fuzz" if os.environ.get("KPLAN_FUZZ") else "ci")
+
+# Every kplan a test starts runs in its own process: a kplan server the developer
+# keeps running (kplan server start) is not under test, but tests/e2e/test_server.py.
+os.environ["KPLAN_SERVER"] = "off"

@@ -10,6 +10,7 @@ with its own (weaker) host-key checks, so we hand it ours.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import posixpath
 import secrets
@@ -33,7 +34,7 @@ from kplan.transport.base import (
 from kplan.transport.files import owner_spec
 from kplan.transport.hostkeys import HostKeys, fingerprint
 
-__all__ = ["SSHConnection"]
+__all__ = ["KeptSessions", "SSHConnection", "keep_sessions"]
 
 CONNECT_TIMEOUT = 10.0
 # sshd refuses more than MaxSessions (default 10) channels on one connection: at
@@ -45,6 +46,73 @@ KEEPALIVE = 15
 # The Docker API version the adapter speaks: Docker 20.10 (Debian bookworm) and
 # Podman 4 serve it; asking the engine first would cost a round trip.
 DOCKER_API_VERSION = "1.41"
+
+
+class KeptSessions:
+    """SSH sessions a kplan server keeps open from one command to the next.
+
+    A command's connection to a host takes the session kept for the same
+    address, port, user, key file and known_hosts, if one is kept and still
+    answers, and gives it back when the command ends instead of closing it:
+    no handshake and no login after the first command. What a new session
+    is checked for, a kept one is checked for again, by the command that
+    takes it: the host key against that command's known_hosts and state
+    (so a kept session never lets in a key the command would refuse), and a
+    round trip (so a host that went away is reconnected to, not failed on).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[object, ...], tuple[Any, Any]] = {}
+        self.opened = 0
+        self.reused = 0
+
+    def take(self, key: tuple[object, ...]) -> tuple[Any, Any] | None:
+        """The session kept for ``key`` and the Docker client kept with it (maybe None)."""
+        with self._lock:
+            return self._idle.pop(key, None)
+
+    def give(self, key: tuple[object, ...], session: Any, docker_api: Any) -> None:
+        with self._lock:
+            old = self._idle.pop(key, None)
+            self._idle[key] = (session, docker_api)
+        if old is not None:
+            _close_session(old)
+
+    def hosts(self) -> list[str]:
+        """``address:port`` of every session kept, sorted."""
+        with self._lock:
+            return sorted(f"{key[0]}:{key[1]}" for key in self._idle)
+
+    def close(self) -> None:
+        with self._lock:
+            sessions = list(self._idle.values())
+            self._idle.clear()
+        for session in sessions:
+            _close_session(session)
+
+
+# Set only in a kplan server (kplan.server): a plain command closes its sessions.
+_kept: KeptSessions | None = None
+
+
+def keep_sessions(kept: KeptSessions | None) -> None:
+    """Keep the SSH sessions of every later command in ``kept`` (None: close them)."""
+    global _kept
+    _kept = kept
+
+
+def _close_quietly(thing: Any) -> None:
+    with contextlib.suppress(Exception):
+        thing.close()
+
+
+def _close_session(kept: tuple[Any, Any]) -> None:
+    """Close a kept session and the Docker client kept with it."""
+    session, docker_api = kept
+    if docker_api is not None:
+        _close_quietly(docker_api)
+    _close_quietly(session)
 
 
 class SSHConnection(Connection):
@@ -73,6 +141,7 @@ class SSHConnection(Connection):
         self._fabric: Any = None
         self._failed: HostUnreachable | None = None
         self._docker: Any = None
+        self._kept_docker: Any = None  # taken with a kept session, until docker() uses it
         self._commands = threading.BoundedSemaphore(MAX_COMMANDS)
 
     @property
@@ -88,12 +157,55 @@ class SSHConnection(Connection):
                 raise self._failed
             if self._fabric is None:
                 try:
-                    self._fabric = self._open()
+                    self._fabric = self._kept_session() or self._open()
                 except HostUnreachable as exc:
                     self._failed = exc
                     raise
             client: paramiko.SSHClient = self._fabric.client
             return client
+
+    def _kept_key(self) -> tuple[object, ...]:
+        key_file: tuple[object, ...] = ()
+        if self._key_filename:
+            # A key file replaced since (rotated) is a different login: a new session.
+            with contextlib.suppress(OSError):
+                st = os.stat(self._key_filename)
+                key_file = (st.st_ino, st.st_mtime_ns, st.st_size)
+        user = self.user or getpass.getuser()
+        return (self.address, self.port, user, self._key_filename, key_file, self._known_hosts)
+
+    def _kept_session(self) -> Any:
+        """The session a kplan server kept for this host, checked as a new one is; or None."""
+        kept = _kept
+        if kept is None:
+            return None
+        found = kept.take(self._kept_key())
+        if found is None:
+            return None
+        session, self._kept_docker = found
+        transport = session.client.get_transport()
+        try:
+            if transport is None or not transport.is_active():
+                raise EOFError
+            self._host_keys.verify(
+                self.host,
+                self.address,
+                self.port,
+                transport.get_remote_server_key(),
+                self._known_hosts,
+            )
+            # One round trip: the host still answers on this session.
+            transport.open_session(timeout=self._timeout).close()
+        except HostUnreachable:
+            _close_session(found)
+            self._kept_docker = None
+            raise
+        except (paramiko.SSHException, OSError, EOFError):
+            _close_session(found)
+            self._kept_docker = None
+            return None
+        kept.reused += 1
+        return session
 
     def _open(self) -> Any:
         import fabric
@@ -153,6 +265,8 @@ class SSHConnection(Connection):
         if transport is not None:
             transport.set_keepalive(KEEPALIVE)
             _no_delay(transport)
+        if _kept is not None:
+            _kept.opened += 1
         return conn
 
     def _transport(self) -> paramiko.Transport:
@@ -350,17 +464,36 @@ class SSHConnection(Connection):
         client = self._client()
         with self._lock:
             if self._docker is None:
-                self._docker = _docker_client(self, client)
+                api, self._kept_docker = self._kept_docker, None
+                if api is not None:
+                    api._custom_adapter.owner = self
+                    self._docker = api
+                else:
+                    self._docker = _docker_client(self, client)
             return self._docker
 
     def close(self) -> None:
         with self._lock:
-            if self._docker is not None:
-                self._docker.close()
-                self._docker = None
-            if self._fabric is not None:
-                self._fabric.close()
-                self._fabric = None
+            api, self._docker = self._docker or self._kept_docker, None
+            session, self._fabric = self._fabric, None
+            self._kept_docker = None
+        kept = _kept
+        transport = session.client.get_transport() if session is not None else None
+        if kept is None or transport is None or not transport.is_active():
+            if api is not None:
+                api.close()
+            if session is not None:
+                session.close()
+            return
+        # SFTP is opened again by the next command that writes: a transfer this
+        # command left half done must not be the next one's first reply. The
+        # Docker client stays, with its idle dial-stdio channels (each one a
+        # process started on the host): an HTTP connection dropped meanwhile is
+        # noticed by its pool, and opened again.
+        sftp, session._sftp = session._sftp, None
+        if sftp is not None:
+            _close_quietly(sftp)
+        kept.give(self._kept_key(), session, api)
 
 
 def _no_delay(transport: paramiko.Transport) -> None:
@@ -451,6 +584,7 @@ def _docker_client(conn: SSHConnection, client: paramiko.SSHClient) -> Any:
             # Skip the parent's __init__: it would open a connection of its own.
             from docker.transport.basehttpadapter import BaseHTTPAdapter
 
+            self.owner = conn  # named in errors; a kplan server hands it on (see close)
             self.ssh_client = client
             self.ssh_host = conn.address
             self.ssh_params: dict[str, Any] = {}
@@ -482,7 +616,8 @@ def _docker_client(conn: SSHConnection, client: paramiko.SSHClient) -> Any:
             return self.get_connection(request.url, proxies)
 
         def _connect(self) -> None:
-            raise HostUnreachable(conn.host, f"the SSH session to {conn.where} was closed")
+            owner = self.owner
+            raise HostUnreachable(owner.host, f"the SSH session to {owner.where} was closed")
 
         def close(self) -> None:
             # The session belongs to the connection, not to this adapter.

@@ -25,6 +25,8 @@ def run_kplan(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPLAN_")}
+    # A kplan server the developer runs is not the one under test (tests/e2e/test_server.py).
+    full_env["KPLAN_SERVER"] = "off"
     full_env.update(env or {})
     full_env["NO_COLOR"] = "1"
     proc = subprocess.run(

@@ -16,9 +16,10 @@ from kplan.transport.base import Connection
 from kplan.transport.ssh import SSHConnection
 from kplan_providers.host import HostProvider
 from tests.e2e.conftest import plan_changes, run_kplan
+from tests.e2e.test_server import Server, server
 from tests.integration.lab_fixture import Lab, lab, run_ssh
 
-__all__ = ["lab"]  # the fixture, imported for pytest
+__all__ = ["lab", "server"]  # the fixtures, imported for pytest
 
 BASE = "/var/tmp/kplan-host-provider"
 
@@ -45,16 +46,21 @@ resources:
 """
 
 
+def _scratch(lab: Lab, base: str) -> None:
+    """An empty folder per host under ``base``, with a hosts file to manage a block of."""
+    for h in lab.hosts:
+        with lab.ssh(h) as c:
+            run_ssh(c, f"rm -rf {base}/{h.name}; mkdir -p {base}/{h.name}")
+            run_ssh(c, f"printf '127.0.0.1 localhost\\n' > {base}/{h.name}/hosts")
+
+
 def test_host_provider_over_ssh(lab: Lab, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copy(lab.inventory, root / "inventory.kp.yaml")
     (root / "main.kp.yaml").write_text(MAIN % {"base": BASE})
     names = [h.name for h in lab.hosts]
-    for h in lab.hosts:
-        with lab.ssh(h) as c:
-            run_ssh(c, f"rm -rf {BASE}/{h.name}; mkdir -p {BASE}/{h.name}")
-            run_ssh(c, f"printf '127.0.0.1 localhost\\n' > {BASE}/{h.name}/hosts")
+    _scratch(lab, BASE)
     run_kplan(root, "init", check=True)
     run_kplan(root, "apply", "-auto-approve", check=True)
     assert plan_changes(root) == {}
@@ -151,3 +157,31 @@ def test_thousands_of_long_paths_read_over_ssh_in_one_command(lab: Lab) -> None:
         conn.close()
         with lab.ssh(h) as c:
             run_ssh(c, f"rm -rf {BASE}/many")
+
+
+def test_plans_run_by_a_kplan_server_keep_their_ssh_sessions(
+    lab: Lab, tmp_path: Path, server: Server
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(lab.inventory, root / "inventory.kp.yaml")
+    (root / "main.kp.yaml").write_text(MAIN % {"base": BASE + "-served"})
+    _scratch(lab, BASE + "-served")
+    run_kplan(root, "init", check=True)
+    run_kplan(root, "apply", "-auto-approve", check=True)
+    alone = run_kplan(root, "plan", check=True)
+    first = server.kplan(root, "plan", check=True)
+    second = server.kplan(root, "plan", check=True)
+    assert first.stdout == second.stdout == alone.stdout
+    assert "No changes." in alone.stdout
+    status = server.status()
+    assert status is not None
+    # One handshake per host, by the first plan; the second took the sessions kept.
+    assert (status["ssh_opened"], status["ssh_reused"]) == (len(lab.hosts), len(lab.hosts))
+    assert len(status["ssh_sessions"]) == len(lab.hosts)  # type: ignore[arg-type]
+    # A change made through the server lands on the hosts as one made alone does.
+    with lab.ssh(lab.hosts[0]) as c:
+        run_ssh(c, f"echo edited >> {BASE}-served/{lab.hosts[0].name}/kolla/service.conf")
+    server.kplan(root, "apply", "-auto-approve", check=True)
+    assert plan_changes(root) == {}
+    server.kplan(root, "destroy", "-auto-approve", check=True)

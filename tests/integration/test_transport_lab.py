@@ -15,7 +15,7 @@ from kplan.transport.base import CommandFailed, HostUnreachable, TransportError
 from kplan.transport.hostkeys import HostKeys
 from kplan.transport.pool import HostSpec, Transports
 from kplan.transport.ssh import MAX_COMMANDS, SSHConnection
-from tests.integration.lab_fixture import Lab, lab
+from tests.integration.lab_fixture import Lab, lab, run_ssh
 
 __all__ = ["lab"]  # the fixture, imported for pytest
 
@@ -227,3 +227,73 @@ def test_missing_ssh_key_file_is_named(lab: Lab, tmp_path: Path) -> None:
             t.connect("node1").run("true")
     finally:
         t.close()
+
+
+def test_a_kept_session_serves_the_next_run_and_is_checked_as_a_new_one(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """What a kplan server does between commands: the session, and its Docker client,
+    go from one run to the next; the next run checks the host key again."""
+    from kplan.transport import ssh
+
+    known = tmp_path / "known_hosts"
+    known.write_text(lab.known_hosts.read_text())
+    kept = ssh.KeptSessions()
+    ssh.keep_sessions(kept)
+    try:
+
+        def run() -> tuple[Transports, SSHConnection]:
+            t = Transports([_spec(lab, 0, known_hosts=str(known))], HostKeys({}))
+            conn = t.connect("node1")
+            assert isinstance(conn, SSHConnection)
+            return t, conn
+
+        t, conn = run()
+        assert conn.run("hostname").text() == "node1\n"
+        api = conn.docker()
+        assert api.ping() is True
+        port = conn._client().get_transport().sock.getsockname()[1]
+        t.close()
+        assert (kept.opened, kept.reused) == (1, 0)
+        assert kept.hosts() == [f"{lab.hosts[0].address}:22"]
+
+        # The next run: the same TCP session, the same Docker client, both working.
+        t, conn = run()
+        assert conn.run("hostname").text() == "node1\n"
+        assert conn._client().get_transport().sock.getsockname()[1] == port
+        assert conn.docker() is api and api.ping() is True
+        conn.write_file("/tmp/kplan-kept.txt", b"kept\n")  # SFTP, opened again
+        assert conn.read_file("/tmp/kplan-kept.txt") == b"kept\n"
+        t.close()
+        assert (kept.opened, kept.reused) == (1, 1)
+
+        # A host key the run no longer trusts: refused, kept session or not.
+        known.write_text("")
+        t, conn = run()
+        with pytest.raises(HostUnreachable, match="unknown host key"):
+            conn.run("true")
+        t.close()
+        assert kept.hosts() == []
+
+        # A kept session the host dropped: the next run connects anew.
+        known.write_text(lab.known_hosts.read_text())
+        t, conn = run()
+        conn.run("true")
+        t.close()
+        with lab.ssh(lab.hosts[0]) as c:
+            run_ssh(c, f"ss -K sport = :22 dport = :{_kept_port(kept)} >/dev/null 2>&1 || true")
+        t, conn = run()
+        assert conn.run("hostname").text() == "node1\n"
+        t.close()
+        assert kept.opened == 3
+    finally:
+        ssh.keep_sessions(None)
+        kept.close()
+    assert kept.hosts() == []
+
+
+def _kept_port(kept: object) -> int:
+    """The local port of the one session ``kept`` holds."""
+    ((session, _),) = kept._idle.values()  # type: ignore[attr-defined]
+    port: int = session.client.get_transport().sock.getsockname()[1]
+    return port
