@@ -10,13 +10,26 @@ from typing import Any
 
 BEGIN = "<!-- peers:begin (written by python -m benchmarks.peers.run --results) -->"
 END = "<!-- peers:end -->"
-NAMES = {"kplan": "kplan", "ansible": "ansible-playbook", "pyinfra": "pyinfra"}
+NAMES = {
+    "kplan": "kplan",
+    "kplan-server": "kplan server",
+    "ansible": "ansible-playbook",
+    "pyinfra": "pyinfra",
+}
+# kplan alone, and kplan's commands run by a kplan server: each is compared with the peers.
+KPLANS = ("kplan", "kplan-server")
+
+
+def _row(kplan: str, ansible: str, pyinfra: str) -> dict[str, str]:
+    return {"kplan": kplan, "kplan-server": kplan, "ansible": ansible, "pyinfra": pyinfra}
+
+
 # Rows: what is compared, and which of each tool's figures is that thing.
 ROWS = [
-    ("fresh deploy", {"kplan": "deploy", "ansible": "deploy", "pyinfra": "deploy"}),
-    ("no-op, checking only", {"kplan": "noop", "ansible": "noop_check", "pyinfra": "noop_check"}),
-    ("no-op, a full run", {"kplan": "noop_apply", "ansible": "noop", "pyinfra": "noop"}),
-    ("one config changed", {"kplan": "change", "ansible": "change", "pyinfra": "change"}),
+    ("fresh deploy", _row("deploy", "deploy", "deploy")),
+    ("no-op, checking only", _row("noop", "noop_check", "noop_check")),
+    ("no-op, a full run", _row("noop_apply", "noop", "noop")),
+    ("one config changed", _row("change", "change", "change")),
 ]
 ATTRS = ("wall", "control_cpu", "host_cpu", "connections", "channels", "created", "restarted")
 # Targets of the issue: (label, slower tool and figure, kplan's figure, factor).
@@ -93,6 +106,15 @@ def markdown(data: dict[str, Any]) -> str:
         "checked: a deploy leaves every container running, a no-op creates and restarts",
         "nothing, the change restarts exactly one container.",
     ]
+    if "kplan-server" in tools:
+        out += [
+            "",
+            "kplan server: the same kplan commands, run by a kplan server (`kplan server start`",
+            "before a size's runs): each command starts without loading kplan again and takes",
+            "the SSH sessions the command before it left open. The server's CPU is counted as",
+            "the tool's. The ansible-playbook runs here start with no SSH master kept (its",
+            "ControlPersist would keep them 60 s).",
+        ]
     if merged := data.get("merged"):
         out += [
             "",
@@ -108,20 +130,23 @@ def markdown(data: dict[str, Any]) -> str:
         else "Every tool rendered the same file text (compared on the first host)."
     )
     sizes = list(dict.fromkeys(f["size"] for f in data["figures"]))
+    kplans = [t for t in tools if t in KPLANS]
+    pairs = [(peer, k) for peer in tools if peer not in KPLANS for k in kplans]
     for size in sizes:
         out += ["", f"### {size.replace('x', ' hosts, ')} services", ""]
         head = (
             "| | "
             + " | ".join(NAMES[t] for t in tools)
-            + " | "
-            + " | ".join(f"{NAMES[t]} ÷ kplan" for t in tools if t != "kplan")
+            + "".join(f" | {NAMES[peer]} ÷ {NAMES[k]}" for peer, k in pairs)
             + " |"
         )
-        out += [head, "|---" * (1 + len(tools) + len(tools) - 1) + "|"]
+        out += [head, "|---" * (1 + len(tools) + len(pairs)) + "|"]
         for label, names in ROWS:
             cells = [_seconds(_med(data, size, t, names[t])) for t in tools]
-            k = _med(data, size, "kplan", names["kplan"])
-            ratios = [_ratio(_med(data, size, t, names[t]), k) for t in tools if t != "kplan"]
+            ratios = [
+                _ratio(_med(data, size, peer, names[peer]), _med(data, size, k, names[k]))
+                for peer, k in pairs
+            ]
             out.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
         out += [
             "",
@@ -174,18 +199,20 @@ def markdown(data: dict[str, Any]) -> str:
         from benchmarks.peers.scale import markdown as scale_markdown
 
         out.append(scale_markdown(data["scale"]).rstrip("\n"))
-    if sizes and "kplan" in tools:
+    if sizes and kplans:
         out += ["", "### Targets", "", "| size | target | measured | met |", "|---|---|---|---|"]
         for size in sizes:
-            for label, (peer, peer_fig), kfig, factor in TARGETS:
-                slow, fast = _med(data, size, peer, peer_fig), _med(data, size, "kplan", kfig)
-                if slow is None or not fast:
-                    continue
-                ratio = slow / fast
-                out.append(
-                    f"| {size} | {label} | {ratio:.1f}x ({_seconds(slow)} vs {_seconds(fast)}) | "
-                    f"{'yes' if ratio >= factor else '**no**'} |"
-                )
+            for k in kplans:
+                by = "" if k == "kplan" else f" ({NAMES[k]})"
+                for label, (peer, peer_fig), kfig, factor in TARGETS:
+                    slow, fast = _med(data, size, peer, peer_fig), _med(data, size, k, kfig)
+                    if slow is None or not fast:
+                        continue
+                    ratio = slow / fast
+                    out.append(
+                        f"| {size} | {label}{by} | {ratio:.1f}x ({_seconds(slow)} vs "
+                        f"{_seconds(fast)}) | {'yes' if ratio >= factor else '**no**'} |"
+                    )
         trips = [r for r in data.get("round_trips", []) if r["tool"] == "kplan"]
         if len(trips) > 1:
             counts = {

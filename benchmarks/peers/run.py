@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ PEERS = {
     "pyinfra": ["pyinfra>=3.10,<4"],
 }
 KPLAN = [sys.executable, "-m", "kplan"]
+KPLANS = ("kplan", "kplan-server")
 COMPILED = ("kplan", "providers", "modules", "state")
 #: size -> tool -> the text of the first host's first config file after a deploy
 RENDERED: dict[str, dict[str, str]] = {}
@@ -223,7 +225,7 @@ def _kplan_version() -> str:
 
 
 def commands(tool: str, project: Path) -> dict[str, list[list[str]]]:
-    if tool == "kplan":
+    if tool in KPLANS:
         return {
             "deploy": [[*KPLAN, "apply", "-auto-approve", "-no-color"]],
             "noop": [[*KPLAN, "plan", "-no-color"]],
@@ -254,14 +256,45 @@ def environment(tool: str, project: Path) -> dict[str, str]:
     env = dict(os.environ, NO_COLOR="1", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     if tool == "ansible":
         env["ANSIBLE_CONFIG"] = str(project / "ansible.cfg")
-    if tool == "kplan":
+    if tool in KPLANS:
         env["PYTHONPATH"] = str(REPO)
+        env["KPLAN_SERVER"] = "on" if tool == "kplan-server" else "off"
+        env["KPLAN_SERVER_SOCKET"] = str(server_socket(project))
     return env
+
+
+def server_socket(project: Path) -> Path:
+    return project / "server" / "server.sock"
+
+
+def start_server(project: Path, env: dict[str, str]) -> int:
+    """``kplan server start`` for the kplan-server runs: its pid (its CPU is the tool's)."""
+    folder = server_socket(project).parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    subprocess.run([*KPLAN, "server", "start", "-idle-timeout", "0"], env=env, check=True)
+    status = subprocess.run(
+        [*KPLAN, "server", "status"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    match = re.search(r"pid (\d+)", status)
+    assert match, status
+    return int(match[1])
+
+
+def stop_server(project: Path, env: dict[str, str]) -> None:
+    subprocess.run([*KPLAN, "server", "stop"], env=env, capture_output=True)
+
+
+def _process_cpu(pid: int | None) -> float:
+    """User + system CPU seconds of a process that is not our child (the kplan server)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reset(tool: str, project: Path) -> None:
     """Forget what the tool knows of earlier runs (kplan's state)."""
-    if tool == "kplan":
+    if tool in KPLANS:
         shutil.rmtree(project / ".kplan", ignore_errors=True)
 
 
@@ -277,13 +310,18 @@ def close_masters(project: Path) -> None:
 
 
 def measure(
-    lab: LabHosts, argvs: Sequence[Sequence[str]], cwd: Path, env: dict[str, str], log: Path
+    lab: LabHosts,
+    argvs: Sequence[Sequence[str]],
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    server: int | None = None,
 ) -> Run:
     close_masters(cwd)
     before = lab.containers()
     offsets = lab.log_offsets()
     cpu0 = lab.cpu_seconds()
-    control = 0.0
+    control = -_process_cpu(server)
     t0 = time.perf_counter()
     with log.open("w") as out:
         for argv in argvs:
@@ -296,6 +334,7 @@ def measure(
             if proc.returncode != 0:
                 raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: see {log}")
     wall = time.perf_counter() - t0
+    control += _process_cpu(server)
     host_cpu = lab.cpu_seconds() - cpu0
     ssh = lab.ssh_since(offsets)
     after = lab.containers()
@@ -320,8 +359,26 @@ def measure(
 
 def bench_tool(tool: str, work: Work, lab: LabHosts, root: Path, repeat: int) -> list[Figure]:
     project = write(tool, work, root)
-    cmds = commands(tool, project)
     env = environment(tool, project)
+    server = start_server(project, env) if tool == "kplan-server" else None
+    try:
+        return _bench_figures(tool, work, lab, root, repeat, project, env, server)
+    finally:
+        if server is not None:
+            stop_server(project, env)
+
+
+def _bench_figures(
+    tool: str,
+    work: Work,
+    lab: LabHosts,
+    root: Path,
+    repeat: int,
+    project: Path,
+    env: dict[str, str],
+    server: int | None,
+) -> list[Figure]:
+    cmds = commands(tool, project)
     runs = root / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     total = len(work.hosts) * work.services
@@ -336,7 +393,12 @@ def bench_tool(tool: str, work: Work, lab: LabHosts, root: Path, repeat: int) ->
         for i in range(repeat):
             prepare(i)
             run = measure(
-                lab, cmds[name], project, env, runs / f"{work.label}-{tool}-{name}-{i + 1}.log"
+                lab,
+                cmds[name],
+                project,
+                env,
+                runs / f"{work.label}-{tool}-{name}-{i + 1}.log",
+                server,
             )
             problem = check(run)
             if problem:
@@ -344,7 +406,7 @@ def bench_tool(tool: str, work: Work, lab: LabHosts, root: Path, repeat: int) ->
                     f"{tool} {name} ({work.label}, run {i + 1}): {problem}; see {run.log}"
                 )
             fig.runs.append(run)
-            print(f"  {tool:8} {name:11} run {i + 1}: {run.wall:7.2f} s", flush=True)
+            print(f"  {tool:12} {name:11} run {i + 1}: {run.wall:7.2f} s", flush=True)
         figures.append(fig)
 
     def fresh(_: int) -> None:
@@ -487,7 +549,7 @@ def lab_runs(
             print(f"{work.label}: {n_hosts} hosts x {services} services", flush=True)
             for tool in tools:
                 if progress.has(tool, work.label):
-                    print(f"  {tool:8} measured before", flush=True)
+                    print(f"  {tool:12} measured before", flush=True)
                     continue
                 progress.figures += bench_tool(
                     tool, work, LabHosts(spec, hosts), args.workdir / work.label, args.repeat
@@ -497,7 +559,8 @@ def lab_runs(
             hosts = spec.all_hosts()[: args.roundtrip_hosts]
             work = Work([Host(h.name, h.address) for h in hosts], services, image, key, known)
             for tool in tools:
-                if progress.has_trip(tool, services):
+                # Round trips per host are the engine's: the same with or without a server.
+                if tool == "kplan-server" or progress.has_trip(tool, services):
                     continue
                 trip = round_trips(
                     tool, work, LabHosts(spec, hosts), args.workdir / f"rt-{work.label}"

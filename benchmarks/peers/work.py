@@ -34,7 +34,8 @@ CONTAINER_PREFIX = "bench-"
 # The service's process: reads nothing, stops at once on SIGTERM (a plain
 # ``sleep`` as PID 1 ignores it, and every restart would wait out the stop timeout).
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]
-TOOLS = ("kplan", "ansible", "pyinfra")
+# "kplan-server": the same kplan project, its commands run by a kplan server.
+TOOLS = ("kplan", "kplan-server", "ansible", "pyinfra")
 
 Options = Mapping[str, Mapping[str, Mapping[str, Any]]]  # host -> service -> option -> value
 
@@ -93,7 +94,9 @@ def write(tool: str, work: Work, root: Path) -> Path:
     Writing again with other options changes only the inventory's data."""
     project = root / tool
     project.mkdir(parents=True, exist_ok=True)
-    writer = {"kplan": _kplan, "ansible": _ansible, "pyinfra": _pyinfra}[tool]
+    writer = {"kplan": _kplan, "kplan-server": _kplan, "ansible": _ansible, "pyinfra": _pyinfra}[
+        tool
+    ]
     writer(work, project)
     return project
 

@@ -152,21 +152,29 @@ def _figure(tool: str, name: str, wall: float) -> dict[str, object]:
     }
 
 
-def test_report_ratios_and_targets(tmp_path: Path) -> None:
-    data = {
+def _data(figures: list[dict[str, object]]) -> dict[str, object]:
+    """A results.json of one 3x10 run with these figures."""
+    return {
         "started": "2026-12-07 04:00",
         "machine": {"cpus": 2, "cpu": "cpu", "memory_gb": 23.5, "kernel": "6", "python": "3.11"},
         "versions": {"kplan": "0.1"},
         "argv": ["run.py", "--sizes", "3x10"],
-        "figures": [
-            _figure("kplan", "noop", 1.0),
-            _figure("kplan", "deploy", 10.0),
-            _figure("ansible", "noop", 31.0),
-            _figure("ansible", "deploy", 20.0),
-        ],
+        "figures": figures,
         "same_files": {"3x10": True},
     }
-    text = report.markdown(data)
+
+
+def test_report_ratios_and_targets(tmp_path: Path) -> None:
+    text = report.markdown(
+        _data(
+            [
+                _figure("kplan", "noop", 1.0),
+                _figure("kplan", "deploy", 10.0),
+                _figure("ansible", "noop", 31.0),
+                _figure("ansible", "deploy", 20.0),
+            ]
+        )
+    )
     assert "| no-op, a full run | — | 31.00 s | — |" in text
     assert "| fresh deploy | 10.00 s | 20.00 s | 2.0x |" in text
     assert "| 3x10 | no-op plan ≥ 30x faster than ansible-playbook's no-op run | 31.0x" in text
@@ -264,3 +272,39 @@ def test_scale_module_has_the_shape_and_count_it_claims(tmp_path: Path) -> None:
     node = (tmp_path / "tf" / "node" / "main.tf").read_text()
     assert node.count('resource "terraform_data"') == 4
     assert "replace_triggered_by = [terraform_data.config[each.key]]" in node
+
+
+def test_report_compares_the_peers_with_kplan_alone_and_with_its_server() -> None:
+    text = report.markdown(
+        _data(
+            [
+                _figure("kplan", "noop", 1.0),
+                _figure("kplan-server", "noop", 0.25),
+                _figure("ansible", "noop", 15.0),
+            ]
+        )
+    )
+    assert (
+        "| | kplan | kplan server | ansible-playbook"
+        " | ansible-playbook ÷ kplan | ansible-playbook ÷ kplan server |" in text
+    )
+    assert "| no-op, checking only | 1.00 s | 0.25 s | — | — | — |" in text
+    assert "| no-op, a full run | — | — | 15.00 s | — | — |" in text
+    assert "| 3x10 | no-op plan ≥ 30x faster than ansible-playbook's no-op run | 15.0x" in text
+    assert (
+        "| 3x10 | no-op plan ≥ 30x faster than ansible-playbook's no-op run (kplan server)"
+        " | 60.0x (15.00 s vs 0.25 s) | yes |" in text
+    )
+    assert "run by a kplan server" in text
+
+
+def test_the_server_runs_use_the_kplan_project_and_a_server_of_their_own(tmp_path: Path) -> None:
+    from benchmarks.peers.run import commands, environment
+
+    alone, served = write("kplan", WORK, tmp_path), write("kplan-server", WORK, tmp_path)
+    assert (alone / "main.kp.yaml").read_text() == (served / "main.kp.yaml").read_text()
+    assert commands("kplan", alone) == commands("kplan-server", served)
+    assert environment("kplan", alone)["KPLAN_SERVER"] == "off"
+    env = environment("kplan-server", served)
+    assert env["KPLAN_SERVER"] == "on"
+    assert env["KPLAN_SERVER_SOCKET"] == str(served / "server" / "server.sock")
