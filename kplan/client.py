@@ -30,7 +30,7 @@ import struct
 import sys
 from typing import Any, NoReturn
 
-__all__ = ["main", "server_socket"]
+__all__ = ["main", "private_dir", "server_socket", "trusted"]
 
 # Commands never given to a server: `lab` starts and stops processes of its own
 # (they must not become the server's children), `server` talks to the server itself.
@@ -72,19 +72,24 @@ def trusted(path: str) -> bool:
     listens there: the socket must be this user's, in a directory of this
     user's that no one else can write to.
     """
-    uid = os.getuid()
     try:
         sock = os.lstat(path)
-        folder = os.lstat(os.path.dirname(path))
     except OSError:
         return False
     return (
         stat.S_ISSOCK(sock.st_mode)
-        and sock.st_uid == uid
-        and stat.S_ISDIR(folder.st_mode)
-        and folder.st_uid == uid
-        and not folder.st_mode & 0o022
+        and sock.st_uid == os.getuid()
+        and private_dir(os.path.dirname(path))
     )
+
+
+def private_dir(folder: str) -> bool:
+    """Whether ``folder`` is a directory of this user that no one else can write to."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def forward(argv: list[str]) -> int | None:
@@ -97,6 +102,11 @@ def forward(argv: list[str]) -> int | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
+        if _peer_uid(sock) != os.getuid():
+            # The folder was checked, but it could have changed since: the listener's
+            # own uid is what decides who gets the environment and the terminal.
+            sock.close()
+            return None
         request = json.dumps(
             {
                 "protocol": PROTOCOL,
@@ -124,18 +134,25 @@ def forward(argv: list[str]) -> int | None:
     return _wait(sock, replies)
 
 
-def _wait(sock: socket.socket, replies: Any) -> int:
-    """Pass Ctrl-C (and a hang-up or TERM, as Ctrl-C) on until the exit code comes."""
+def _peer_uid(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def _wait(sock: socket.socket, replies: Any) -> int | None:
+    """Pass Ctrl-C (and a hang-up or TERM, as Ctrl-C) on until the exit code comes;
+    None when the server declines the command after all (it is ending: nothing ran)."""
 
     def interrupt(signum: int, frame: object) -> None:
         with contextlib.suppress(OSError):
             sock.sendall(b'{"signal": "INT"}\n')
 
+    before = {}
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         # One this process ignores (a job started in the background, nohup) would
         # not have stopped the command here either.
         if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, interrupt)
+            before[signum] = signal.signal(signum, interrupt)
     while True:
         try:
             answer = _reply(replies)
@@ -151,6 +168,10 @@ def _wait(sock: socket.socket, replies: Any) -> int:
             return 1
         if "exit" in answer:
             return int(answer["exit"])
+        if "declined" in answer:
+            for signum, handler in before.items():
+                signal.signal(signum, handler)  # the command runs here, as on its own
+            return None
 
 
 def _reply(replies: Any) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ itself, and the server ends.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import importlib
 import io
@@ -42,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from kplan.client import PROTOCOL, trusted
+from kplan.client import PROTOCOL, private_dir, trusted
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "Server", "request"]
 
@@ -73,11 +74,16 @@ class Server:
     started: float = field(default_factory=time.time)
     commands: int = 0
     _busy: threading.Lock = field(default_factory=threading.Lock)
-    _jobs: queue.Queue[_Job | None] = field(default_factory=queue.Queue)
+    # SimpleQueue: its put() may be called from a signal handler (_terminate).
+    _jobs: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
     _code: dict[str, int] = field(default_factory=dict)
     _current: _Job | None = None
     _signal_lock: threading.Lock = field(default_factory=threading.Lock)
+    # True only while a command runs: the SIGINT handler raises then, and never in the
+    # server's own work before or after (a Ctrl-C that comes late ends nothing).
+    _in_command: bool = False
     _stopping: bool = False
+    _start_env: dict[str, str] = field(default_factory=lambda: _python_env(os.environ))
 
     # -- life ----------------------------------------------------------------
 
@@ -87,10 +93,11 @@ class Server:
 
         self._warm()
         signal.signal(signal.SIGTERM, self._terminate)
+        signal.signal(signal.SIGINT, self._sigint)
         kept = ssh.KeptSessions()
         ssh.keep_sessions(kept)
         self._kept = kept
-        listener = _listen(self.path)
+        listener, inode = _listen(self.path)
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         log(f"serving on {self.path} (pid {os.getpid()})")
         try:
@@ -101,14 +108,27 @@ class Server:
                     log("idle: ending")
                     break
                 if job is None or self._stopping:
+                    self._decline_job(job)
                     break
                 self._run(job)
         finally:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+            self._stopping = True  # the acceptor declines from now on
+            _unlink_own(self.path, inode)
             listener.close()
+            # Accepted, not started: the client runs the command itself.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._decline_job(self._jobs.get_nowait())
             kept.close()
             log("ended")
+
+    def _decline_job(self, job: _Job | None) -> None:
+        if job is None:
+            return
+        _close_fds(job.fds)
+        with contextlib.suppress(OSError):
+            _send(job.conn, {"declined": "the server is ending"})
+        job.conn.close()
 
     def _warm(self) -> None:
         for name in WARM:
@@ -137,11 +157,11 @@ class Server:
 
     def _take(self, conn: socket.socket) -> None:
         conn.settimeout(10)
-        uid = _peer_uid(conn)
+        pid, uid = _peer(conn)
         if uid != os.getuid():
             conn.close()
             return
-        head, fds, _, _ = socket.recv_fds(conn, 4, 3)
+        head, fds, _, _ = socket.recv_fds(conn, 4, 3, socket.MSG_CMSG_CLOEXEC)
         try:
             if len(head) < 4:
                 head += _read_exactly(conn, 4 - len(head))
@@ -162,29 +182,46 @@ class Server:
             conn.close()
             self._jobs.put(None)
         elif op == "run":
-            why = self._decline(req, fds)
+            why = self._decline(req, fds, pid)
             if why:
                 log(f"declined a command: {why}")
                 _close_fds(fds)
-                _send(conn, {"declined": why})
+                with contextlib.suppress(OSError):
+                    _send(conn, {"declined": why})
                 conn.close()
                 if why.startswith("kplan changed"):
                     self._jobs.put(None)
                 return
-            _send(conn, {"accepted": True})
+            try:
+                _send(conn, {"accepted": True})
+            except OSError:
+                # The client went away at once (a Ctrl-C): no command, and not busy.
+                _close_fds(fds)
+                conn.close()
+                self._busy.release()
+                return
             self._jobs.put(_Job(conn, req, fds))
         else:
             _close_fds(fds)
             conn.close()
 
-    def _decline(self, req: dict[str, Any], fds: list[int]) -> str:
+    def _decline(self, req: dict[str, Any], fds: list[int], pid: int) -> str:
         """Why this server cannot run ``req`` (empty: it can, and is now busy with it)."""
+        if self._stopping:
+            return "the server is ending"
         if req.get("protocol") != PROTOCOL or len(fds) != 3:
             return "another version of kplan"
         if req.get("python") != sys.executable or req.get("kplan") != _kplan_dir():
             return "another installation of kplan"
         if _changed(self._code):
             return "kplan changed on disk since the server started"
+        if _python_env(req.get("env") or {}) != self._start_env:
+            # PYTHONPATH and the like decide what is imported: the server's are fixed.
+            return "other PYTHON* variables than the server's"
+        if not _same_privileges(pid):
+            # Other groups (newgrp), another mount namespace (a container, a sandbox):
+            # the command would run with more, or elsewhere, than its client.
+            return "the client runs with other groups or in another namespace"
         if not os.path.isdir(str(req.get("cwd"))):
             return "the working directory is gone"  # the client says so itself
         if not self._busy.acquire(blocking=False):
@@ -212,38 +249,63 @@ class Server:
         req = job.request
         code = 1
         started = time.monotonic()
+        before = set(threading.enumerate())
         try:
             with _as_client(req, job.fds):
                 watcher = threading.Thread(target=self._watch, args=(job,), daemon=True)
                 with self._signal_lock:
                     self._current = job
                 watcher.start()
-                try:
-                    code = run_command(list(req["argv"]))
-                except Exception:
-                    # What the command's own process would print (KPLAN_DEBUG=1 lets an
-                    # internal error through), on the client's standard error.
-                    traceback.print_exc()
-                    code = 1
-                finally:
-                    with self._signal_lock:
-                        self._current = None
-        except KeyboardInterrupt:
-            code = 130  # the Ctrl-C came as the command ended
+                code = self._command(run_command, list(req["argv"]))
+                with self._signal_lock:
+                    self._current = None
+                # A command's own process waits for its threads before it ends (an
+                # apply stopped by a second Ctrl-C leaves changes landing): so does the
+                # client, and the state stays theirs until then.
+                left = [t for t in threading.enumerate() if t not in before and not t.daemon]
+                for t in left:
+                    t.join()
         except Exception as exc:
             log(f"could not run a command: {type(exc).__name__}: {exc}")
+            left = []
         finally:
             # Modules the command imported first: their files are watched from now on.
             for path, mtime in _code_files().items():
                 self._code.setdefault(path, mtime)
             self.commands += 1
-            self._busy.release()
+        if left:
+            # Those threads may have used the sessions the command gave back.
+            self._kept.close()
         # The command's name only: its arguments may hold a secret (-var).
         name = req["argv"][0] if req["argv"] else ""
         log(f"{name or '(none)'}: exit {code} in {time.monotonic() - started:.2f} s")
         with contextlib.suppress(OSError):
             _send(job.conn, {"exit": code})
         job.conn.close()
+        self._busy.release()  # a command that comes now waits in the queue, not elsewhere
+        # What the command left in cycles (sockets, channels) is freed now, not at some
+        # later collection; the server's own objects go back out of the collector's way.
+        gc.collect()
+        gc.freeze()
+
+    def _command(self, run: Any, argv: list[str]) -> int:
+        self._in_command = True
+        try:
+            code: int = run(argv)
+        except KeyboardInterrupt:
+            code = 130  # raised as the command ended, after its own handler
+        except Exception:
+            # What the command's own process would print (KPLAN_DEBUG=1 lets an
+            # internal error through), on the client's standard error.
+            traceback.print_exc()
+            code = 1
+        finally:
+            self._in_command = False
+        return code
+
+    def _sigint(self, signum: int, frame: object) -> None:
+        if self._in_command:
+            raise KeyboardInterrupt
 
     def _watch(self, job: _Job) -> None:
         """Ctrl-C from the client, as a SIGINT of this process (the command's main thread
@@ -262,7 +324,7 @@ class Server:
         """SIGTERM: a running command stops as on Ctrl-C (its state saved), then the server ends."""
         self._stopping = True
         self._jobs.put(None)
-        if self._current is not None:
+        if self._in_command:
             raise KeyboardInterrupt
 
 
@@ -271,11 +333,13 @@ def _as_client(req: dict[str, Any], fds: list[int]) -> Iterator[None]:
     """This process, for one command, as the client's: streams, directory, environment, umask."""
     saved_fds = [os.dup(n) for n in (0, 1, 2)]
     saved_streams = (sys.stdin, sys.stdout, sys.stderr)
+    saved_argv = sys.argv
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
     saved_umask = os.umask(int(req["umask"]))
-    saved_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        # The command reads the order of its -var and -var-file flags from sys.argv.
+        sys.argv = ["kplan", *req["argv"]]
         for n, fd in enumerate(fds):
             os.dup2(fd, n)
         _close_fds(fds)
@@ -286,12 +350,11 @@ def _as_client(req: dict[str, Any], fds: list[int]) -> Iterator[None]:
         sys.stdin, sys.stdout, sys.stderr = _streams(encodings)
         yield
     finally:
-        # A Ctrl-C that comes now ends nothing: the command is over.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
         sys.stdin, sys.stdout, sys.stderr = saved_streams
+        sys.argv = saved_argv
         for n, fd in enumerate(saved_fds):
             os.dup2(fd, n)
             os.close(fd)
@@ -299,7 +362,6 @@ def _as_client(req: dict[str, Any], fds: list[int]) -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved_env)
         os.umask(saved_umask)
-        signal.signal(signal.SIGINT, saved_int)
 
 
 def _streams(encodings: list[str | None]) -> tuple[TextIO, TextIO, TextIO]:
@@ -320,13 +382,24 @@ def _streams(encodings: list[str | None]) -> tuple[TextIO, TextIO, TextIO]:
     )
 
 
-def _listen(path: str) -> socket.socket:
+def _listen(path: str) -> tuple[socket.socket, int]:
+    """The server's socket, bound at ``path``, and the inode of that path."""
+    global _LOCK_FD
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    if not _own_private_dir(folder):
+    if not private_dir(folder):
         raise OSError(f"{folder} is not a directory of this user that only it can write to")
-    if os.path.exists(path):
-        os.unlink(path)  # a server that ended without cleaning up (request() said none answers)
+    # One server per socket: held for the server's life, so that a second `server
+    # start` racing this one cannot unlink a socket that is in use.
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        raise OSError(f"another kplan server holds {path}.lock") from None
+    _LOCK_FD = lock
+    if os.path.lexists(path):
+        os.unlink(path)  # a server that ended without cleaning up (it held no lock)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
@@ -334,18 +407,42 @@ def _listen(path: str) -> socket.socket:
     finally:
         os.umask(old)
     listener.listen(16)
-    return listener
+    return listener, os.lstat(path).st_ino
 
 
-def _own_private_dir(folder: str) -> bool:
-    st = os.lstat(folder)
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022 and os.path.isdir(folder)
-
-
-def _peer_uid(conn: socket.socket) -> int:
+def _peer(conn: socket.socket) -> tuple[int, int]:
+    """The pid and uid of the process at the other end of ``conn``."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return int(pid), int(uid)
+
+
+def _same_privileges(pid: int) -> bool:
+    """Whether process ``pid`` has this process's groups and mount namespace."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        status = _proc_status(pid)
+    except OSError:
+        return False
+    groups = {int(g) for g in status.get("Groups", "").split()}
+    gid = int(status.get("Gid", "-1").split()[0])
+    return ns and gid == os.getgid() and groups == set(os.getgroups())
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def _python_env(env: Any) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith("PYTHON")}
+
+
+def _unlink_own(path: str, inode: int) -> None:
+    """Remove the socket, if it is still this server's (not one a later server made)."""
+    with contextlib.suppress(OSError):
+        if os.lstat(path).st_ino == inode:
+            os.unlink(path)
 
 
 def _read_exactly(conn: socket.socket, size: int) -> bytes:
@@ -410,6 +507,8 @@ def log(message: str) -> None:
 
 # The log's own descriptor: while a command runs, fd 2 is the client's.
 _LOG_FD = 2
+# The socket's lock file, held open (and locked) while the server lives.
+_LOCK_FD = -1
 
 
 def request(path: str, op: str, timeout: float = 5.0) -> dict[str, Any] | None:
@@ -442,7 +541,6 @@ def main(argv: list[str] | None = None) -> None:
     _LOG_FD = os.dup(2)
     # Until serve() sets its own: SIGTERM ends the server while it warms up.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.set_threshold(200_000, 50, 1000)
     Server(path, idle).serve()
 

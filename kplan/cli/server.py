@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from kplan.cli.common import parse_duration
-from kplan.client import server_socket
+from kplan.client import private_dir, server_socket
 
 __all__ = ["app"]
 
@@ -72,9 +72,18 @@ def start(
         return
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    if not private_dir(folder):
+        # Another user's folder (made first in /tmp), or one others can write to: the
+        # log and the socket there would be theirs to redirect or to answer.
+        typer.echo(
+            f"Error: {folder} is not a folder of yours that only you can write to; "
+            "remove it, or set KPLAN_SERVER_SOCKET to a socket in a folder of yours.",
+            err=True,
+        )
+        raise typer.Exit(1)
     log_path = _log(path)
-    with open(log_path, "ab") as log:
-        os.chmod(log_path, 0o600)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from kplan.server import main; main()", path, str(idle)],
             stdin=subprocess.DEVNULL,

@@ -142,6 +142,7 @@ class SSHConnection(Connection):
         self._failed: HostUnreachable | None = None
         self._docker: Any = None
         self._kept_docker: Any = None  # taken with a kept session, until docker() uses it
+        self._session_key: tuple[object, ...] | None = None  # see _kept_key
         self._commands = threading.BoundedSemaphore(MAX_COMMANDS)
 
     @property
@@ -165,21 +166,25 @@ class SSHConnection(Connection):
             return client
 
     def _kept_key(self) -> tuple[object, ...]:
-        key_file: tuple[object, ...] = ()
+        """What a kept session must share with this connection to serve it: the same
+        host, port, user, login (key file, or agent) and known_hosts."""
+        login: tuple[object, ...] = (os.environ.get("SSH_AUTH_SOCK"),)
         if self._key_filename:
             # A key file replaced since (rotated) is a different login: a new session.
+            login = (self._key_filename,)
             with contextlib.suppress(OSError):
                 st = os.stat(self._key_filename)
-                key_file = (st.st_ino, st.st_mtime_ns, st.st_size)
+                login += (st.st_ino, st.st_mtime_ns, st.st_size)
         user = self.user or getpass.getuser()
-        return (self.address, self.port, user, self._key_filename, key_file, self._known_hosts)
+        return (self.address, self.port, user, login, self._known_hosts)
 
     def _kept_session(self) -> Any:
         """The session a kplan server kept for this host, checked as a new one is; or None."""
         kept = _kept
         if kept is None:
             return None
-        found = kept.take(self._kept_key())
+        self._session_key = self._kept_key()
+        found = kept.take(self._session_key)
         if found is None:
             return None
         session, self._kept_docker = found
@@ -196,11 +201,8 @@ class SSHConnection(Connection):
             )
             # One round trip: the host still answers on this session.
             transport.open_session(timeout=self._timeout).close()
-        except HostUnreachable:
-            _close_session(found)
-            self._kept_docker = None
-            raise
-        except (paramiko.SSHException, OSError, EOFError):
+        except (HostUnreachable, paramiko.SSHException, OSError, EOFError):
+            # Not trusted now, or gone: a new session decides, as without a server.
             _close_session(found)
             self._kept_docker = None
             return None
@@ -479,6 +481,11 @@ class SSHConnection(Connection):
             self._kept_docker = None
         kept = _kept
         transport = session.client.get_transport() if session is not None else None
+        if api is not None and not _all_returned(api):
+            # A response left unread (a pull stopped half-way) holds its connection for
+            # good: a kept client would have one fewer each time, then none.
+            _close_quietly(api)
+            api = None
         if kept is None or transport is None or not transport.is_active():
             if api is not None:
                 api.close()
@@ -493,7 +500,17 @@ class SSHConnection(Connection):
         sftp, session._sftp = session._sftp, None
         if sftp is not None:
             _close_quietly(sftp)
-        kept.give(self._kept_key(), session, api)
+        # Filed under what it was opened with, not what the key file is by now.
+        kept.give(self._session_key or self._kept_key(), session, api)
+
+
+def _all_returned(api: Any) -> bool:
+    """Whether every HTTP connection of a Docker client is back in its pool."""
+    pool = getattr(getattr(api, "_custom_adapter", None), "_pool", None)
+    if pool is None:
+        return True
+    slots = pool.pool
+    return bool(slots is not None and slots.qsize() == slots.maxsize)
 
 
 def _no_delay(transport: paramiko.Transport) -> None:

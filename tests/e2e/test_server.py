@@ -96,6 +96,13 @@ def test_commands_run_by_the_server_print_and_exit_as_on_their_own(
         (("plan", "-no-such-flag"), None),  # a usage error
         (("destroy", "-auto-approve", "-parallelism", "1"), None),
     ]
+    # The order of -var and -var-file flags decides (the command reads it from sys.argv).
+    for root in (alone, served):
+        (root / "a.yaml").write_text("release: from-file\n")
+    steps += [
+        (("plan", "-var", "release=flag", "-var-file", "a.yaml"), None),
+        (("plan", "-var-file", "a.yaml", "-var", "release=flag"), None),
+    ]
     codes = set()
     for args, stdin in steps:
         want = run_kplan(alone, *args, input=stdin)
@@ -286,3 +293,38 @@ def test_server_status_json_shape(server: Server) -> None:
     assert status is not None
     assert json.loads(json.dumps(status))["socket"] == str(server.socket)
     assert status["ssh_sessions"] == [] and status["commands"] == 0
+
+
+def test_no_server_starts_in_a_folder_others_can_write_to(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)  # as a /tmp/kplan-UID another user made first could be
+    env = {"KPLAN_SERVER": "on", "KPLAN_SERVER_SOCKET": str(folder / "server.sock")}
+    refused = run_kplan(tmp_path, "server", "start", env=env)
+    assert refused.returncode == 1
+    assert "is not a folder of yours that only you can write to" in refused.stderr
+    assert list(folder.iterdir()) == []  # no log, no socket
+
+
+def test_a_client_with_other_groups_or_python_settings_runs_on_its_own(
+    module_copy, server: Server
+) -> None:
+    root = module_copy("examples/quickstart")
+    server.kplan(root, "validate", check=True)
+    assert server.commands() == 1
+    # Other PYTHON* variables: what the command imports could differ from the server's.
+    server.kplan(root, "validate", env={"PYTHONPATH": str(root)}, check=True)
+    # Other groups (as after newgrp): the server's would not be the command's.
+    env = {**os.environ, **server.env, "NO_COLOR": "1"}
+    groups = subprocess.run(
+        ["setpriv", "--groups", "4,5", sys.executable, "-m", "kplan", "validate"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert groups.returncode == 0, groups.stderr
+    assert server.commands() == 1  # both ran, on their own
+    log = (server.socket.parent / "server.log").read_text()
+    assert "declined a command: other PYTHON* variables" in log
+    assert "declined a command: the client runs with other groups" in log
