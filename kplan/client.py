@@ -175,11 +175,16 @@ def _wait(sock: socket.socket, replies: Any) -> int | None:
 
 
 def _reply(replies: Any) -> dict[str, Any] | None:
+    """The server's next reply; None when it closed the socket or sent no reply
+    (a line that is not a JSON object: only a broken server sends one)."""
     line = replies.readline()
     if not line:
         return None
-    answer: dict[str, Any] = json.loads(line)
-    return answer
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def _umask() -> int:

@@ -48,6 +48,8 @@ from kplan.client import PROTOCOL, private_dir, trusted
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "Server", "request"]
 
 DEFAULT_IDLE_TIMEOUT = 30 * 60
+# How long a command waits for the one before to finish its reply (seconds).
+BUSY_WAIT = 0.1
 # What a command uses, imported before the first one comes (a module missing
 # from this installation is skipped: it is then not used either).
 WARM = (
@@ -213,8 +215,6 @@ class Server:
             return "another version of kplan"
         if req.get("python") != sys.executable or req.get("kplan") != _kplan_dir():
             return "another installation of kplan"
-        if _changed(self._code):
-            return "kplan changed on disk since the server started"
         if _python_env(req.get("env") or {}) != self._start_env:
             # PYTHONPATH and the like decide what is imported: the server's are fixed.
             return "other PYTHON* variables than the server's"
@@ -224,8 +224,13 @@ class Server:
             return "the client runs with other groups or in another namespace"
         if not os.path.isdir(str(req.get("cwd"))):
             return "the working directory is gone"  # the client says so itself
-        if not self._busy.acquire(blocking=False):
+        # A moment's wait: the command before may be sending its reply, and
+        # updating self._code after it, which _changed reads only while busy.
+        if not self._busy.acquire(timeout=BUSY_WAIT):
             return "busy with another command"
+        if _changed(self._code):
+            self._busy.release()
+            return "kplan changed on disk since the server started"
         return ""
 
     def status(self) -> dict[str, Any]:
@@ -269,9 +274,6 @@ class Server:
             log(f"could not run a command: {type(exc).__name__}: {exc}")
             left = []
         finally:
-            # Modules the command imported first: their files are watched from now on.
-            for path, mtime in _code_files().items():
-                self._code.setdefault(path, mtime)
             self.commands += 1
         if left:
             # Those threads may have used the sessions the command gave back.
@@ -282,6 +284,10 @@ class Server:
         with contextlib.suppress(OSError):
             _send(job.conn, {"exit": code})
         job.conn.close()
+        # Modules the command imported first: their files are watched from now on. Read
+        # after the reply, off the client's path, and before the next command can start.
+        for path, mtime in _code_files().items():
+            self._code.setdefault(path, mtime)
         self._busy.release()  # a command that comes now waits in the queue, not elsewhere
         # What the command left in cycles (sockets, channels) is freed now, not at some
         # later collection; the server's own objects go back out of the collector's way.

@@ -15,6 +15,7 @@ executor then stops that host's work and carries on with the others), and
 from __future__ import annotations
 
 import abc
+import contextlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "Connection",
     "HostUnreachable",
     "TransportError",
+    "close_quietly",
     "command_text",
 ]
 
@@ -138,3 +140,9 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+
+def close_quietly(thing: Any) -> None:
+    """Close ``thing``, ignoring any error: a host that went away must not hide a run's result."""
+    with contextlib.suppress(Exception):
+        thing.close()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from kplan.transport.base import Connection, HostUnreachable
+from kplan.transport.base import Connection, HostUnreachable, close_quietly
 from kplan.transport.hostkeys import HostKeys
 from kplan.transport.local import LocalConnection
 
@@ -79,13 +78,7 @@ class Transports:
         if not conns:
             return
         with ThreadPoolExecutor(max_workers=min(16, len(conns))) as pool:
-            list(pool.map(_close_quietly, conns))
-
-
-def _close_quietly(conn: Connection) -> None:
-    # Closing at exit: a host that went away must not hide the run's result.
-    with contextlib.suppress(Exception):
-        conn.close()
+            list(pool.map(close_quietly, conns))
 
 
 def _expand(path: str | None) -> str | None:

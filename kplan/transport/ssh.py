@@ -29,6 +29,7 @@ from kplan.transport.base import (
     Connection,
     HostUnreachable,
     TransportError,
+    close_quietly,
     command_text,
 )
 from kplan.transport.files import owner_spec
@@ -102,17 +103,12 @@ def keep_sessions(kept: KeptSessions | None) -> None:
     _kept = kept
 
 
-def _close_quietly(thing: Any) -> None:
-    with contextlib.suppress(Exception):
-        thing.close()
-
-
 def _close_session(kept: tuple[Any, Any]) -> None:
     """Close a kept session and the Docker client kept with it."""
     session, docker_api = kept
     if docker_api is not None:
-        _close_quietly(docker_api)
-    _close_quietly(session)
+        close_quietly(docker_api)
+    close_quietly(session)
 
 
 class SSHConnection(Connection):
@@ -481,10 +477,10 @@ class SSHConnection(Connection):
             self._kept_docker = None
         kept = _kept
         transport = session.client.get_transport() if session is not None else None
-        if api is not None and not _all_returned(api):
+        if kept is not None and api is not None and not _all_returned(api):
             # A response left unread (a pull stopped half-way) holds its connection for
             # good: a kept client would have one fewer each time, then none.
-            _close_quietly(api)
+            close_quietly(api)
             api = None
         if kept is None or transport is None or not transport.is_active():
             if api is not None:
@@ -499,7 +495,7 @@ class SSHConnection(Connection):
         # noticed by its pool, and opened again.
         sftp, session._sftp = session._sftp, None
         if sftp is not None:
-            _close_quietly(sftp)
+            close_quietly(sftp)
         # Filed under what it was opened with, not what the key file is by now.
         kept.give(self._session_key or self._kept_key(), session, api)
 
