@@ -39,6 +39,9 @@ LOG_TAIL = 20
 # How many times LOG_TAIL merged log lines are read to find LOG_TAIL of each stream.
 LOG_WINDOW = 10
 POLL_SECONDS = 0.5
+# The first looks come sooner, doubling up to POLL_SECONDS: a container that is
+# up (or a health test that passes) within a moment of its start is seen then.
+FIRST_POLL_SECONDS = 0.05
 # While kplan waits for a container to become healthy it runs the health test
 # itself this often: Docker's first check comes only after a whole interval,
 # so a long steady-state interval (Kolla's 30 s, light on the host) would
@@ -342,6 +345,7 @@ def _wait_healthy(
     deadline = time.monotonic() + timeout
     stable_since: tuple[str, int, float] | None = None
     prober = _Probe(t, cid, probe, probe_limit) if has_healthcheck and probe else None
+    pause = FIRST_POLL_SECONDS
     while True:
         with t.guard(f'inspecting container "{name}"'):
             info = t.api.inspect_container(cid)
@@ -375,7 +379,8 @@ def _wait_healthy(
                 state,
                 prober.said() if prober is not None and prober.runs else None,
             )
-        time.sleep(POLL_SECONDS)
+        time.sleep(min(pause, max(0.0, deadline - now)))
+        pause = min(pause * 2, POLL_SECONDS)
 
 
 def _failure(

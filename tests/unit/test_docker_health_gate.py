@@ -69,3 +69,55 @@ def test_the_place_comes_back_when_the_container_fails(monkeypatch: pytest.Monke
     finally:
         hold(None)
     assert log == ["give up", "inspect", "take back"]
+
+
+class Probed(Api):
+    """A running container with a health check whose test passes at its first run."""
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        self.log.append("inspect")
+        state = {"Status": "running", "StartedAt": "t0", "Health": {"Status": "starting"}}
+        return {"State": state, "RestartCount": 0}
+
+    def exec_create(self, cid: str, argv: list[str], **kw: Any) -> dict[str, str]:
+        self.log.append("exec " + " ".join(argv))
+        return {"Id": "e1"}
+
+    def exec_start(self, exec_id: str, detach: bool = False) -> None:
+        assert detach
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return {"Running": False, "ExitCode": 0}
+
+
+def test_a_health_test_that_passes_at_once_is_seen_at_the_first_short_look(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(_run.time, "sleep", pauses.append)
+    log: list[str] = []
+    t = Target("docker_container.c", "h1", Probed(log), None)  # type: ignore[arg-type]
+    info = _run.wait_healthy(
+        t, "cid", "c", timeout=60.0, has_healthcheck=True, probe=["test", "-r", "/etc/c.conf"]
+    )
+    assert info["State"]["Status"] == "running"
+    assert log == ["inspect", "exec test -r /etc/c.conf", "inspect"]
+    # Not a whole POLL_SECONDS: the first look comes after FIRST_POLL_SECONDS.
+    assert pauses == [_run.FIRST_POLL_SECONDS]
+
+
+def test_the_looks_double_up_to_the_poll_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(_run.time, "sleep", sleep)
+    monkeypatch.setattr(_run.time, "monotonic", lambda: clock[0])
+    t = Target("docker_container.c", "h1", Api([]), None)  # type: ignore[arg-type]
+    _run.wait_healthy(t, "cid", "c", timeout=60.0, has_healthcheck=False)
+    assert pauses[:5] == [0.05, 0.1, 0.2, 0.4, 0.5]
+    assert set(pauses[4:]) == {_run.POLL_SECONDS}
+    assert clock[0] >= _run.STABLE_SECONDS  # stable means stable: the looks do not shorten it
