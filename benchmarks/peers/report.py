@@ -102,9 +102,12 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "The work (benchmarks/peers/work.py): per host and service a config directory, a",
         "Jinja2-templated file and a container that bind-mounts it and restarts when, and",
-        "only when, that file changes. The image is pulled before the runs. Every run is",
-        "checked: a deploy leaves every container running, a no-op creates and restarts",
-        "nothing, the change restarts exactly one container.",
+        "only when, that file changes. Each container has a health check with Kolla's",
+        "timings (its config file is readable; interval 30 s): kplan waits until the test",
+        "passes before it calls a start done, the peers start containers and go on. The",
+        "image is pulled before the runs. Every run is checked: a deploy leaves every",
+        "container running, a no-op creates and restarts nothing, the change restarts",
+        "exactly one container.",
     ]
     if "kplan-server" in tools:
         out += [

@@ -9,6 +9,9 @@ N hosts x M services. Each service, on each host:
 * a container ``bench-svcNN`` of the lab's base image, host network, the
   directory bind-mounted read-only at ``/etc/bench``, restart policy
   ``unless-stopped``, which restarts when -- and only when -- its file changes.
+  It has a health check, as every Kolla container has, with Kolla's timings:
+  its config file is readable (``test -r /etc/bench/svcNN.conf``). kplan waits
+  until the check passes before it calls a start done; the peers do not wait.
 
 Every tool also makes sure the image is on the host (it is pulled before the
 runs, so that the registry's speed is not measured).
@@ -34,6 +37,10 @@ CONTAINER_PREFIX = "bench-"
 # The service's process: reads nothing, stops at once on SIGTERM (a plain
 # ``sleep`` as PID 1 ignores it, and every restart would wait out the stop timeout).
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]
+# The health check's timings: kolla-ansible's defaults (interval, retries, start
+# period, timeout). Its test is HEALTH_TEST with the service's name.
+HEALTH_TIMING = {"interval": "30s", "retries": 3, "start_period": "5s", "timeout": "30s"}
+HEALTH_TEST = "test -r /etc/bench/{service}.conf"
 # "kplan-server": the same kplan project, its commands run by a kplan server.
 TOOLS = ("kplan", "kplan-server", "ansible", "pyinfra")
 
@@ -185,6 +192,7 @@ resources:
     image: ${{docker_image.base.repo_digest}}
     command: {_yaml(COMMAND)}
     binds: ["${{host_directory.conf[each.key].path}}:/etc/bench:ro"]
+    healthcheck: {_yaml(_health("${each.key}"))}
     restart_on: ["host_file.conf[each.key]"]
 """,
         encoding="utf-8",
@@ -235,10 +243,12 @@ control_path_dir = {project / "cp"}
         "network_mode": "host",
         "volumes": [f"{CONF_ROOT}/{{{{ item }}}}:/etc/bench:ro"],
         "restart_policy": "unless-stopped",
+        "healthcheck": _health("{{ item }}"),
         "state": "started",
     }
     restart = {**container, "name": f"{CONTAINER_PREFIX}{{{{ item.item }}}}", "restart": True}
     restart["volumes"] = [f"{CONF_ROOT}/{{{{ item.item }}}}:/etc/bench:ro"]
+    restart["healthcheck"] = _health("{{ item.item }}")
     (project / "site.yml").write_text(
         f"""\
 # N hosts x M services, in kolla-ansible's shape: config directories and
@@ -317,6 +327,11 @@ def _pyinfra(work: Work, project: Path) -> None:
     templates.mkdir(exist_ok=True)
     (templates / "service.conf.j2").write_text(TEMPLATE.read_text(encoding="utf-8"))
     command = shlex.join(COMMAND)
+    # pyinfra's docker.container has no health check argument: docker's own flags.
+    health_args = ["--health-cmd", HEALTH_TEST]  # an f-string in deploy.py: {service}
+    health_args += [
+        f"--health-{key.replace('_', '-')}={value}" for key, value in HEALTH_TIMING.items()
+    ]
     (project / "deploy.py").write_text(
         f'''\
 """N hosts x M services: config directory, templated file, container, restart on change."""
@@ -351,6 +366,7 @@ for port, service in enumerate(SERVICES, start=9000):
         volumes=[f"{{conf_dir}}:/etc/bench:ro"],
         restart_policy="unless-stopped",
         command={command!r},
+        extra_args=[{", ".join(f"f{a!r}" if "{" in a else repr(a) for a in health_args)}],
     )
     server.shell(
         name=f"restart {CONTAINER_PREFIX}{{service}} if its config changed",
@@ -360,3 +376,8 @@ for port, service in enumerate(SERVICES, start=9000):
 ''',
         encoding="utf-8",
     )
+
+
+def _health(service: str) -> dict[str, Any]:
+    """The health check of a service's container, ``service`` as each tool names it."""
+    return {"test": HEALTH_TEST.format(service=service), **HEALTH_TIMING}

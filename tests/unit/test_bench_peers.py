@@ -125,6 +125,51 @@ def test_peer_projects_carry_the_options_and_the_conditional_restart(tmp_path: P
     assert hosts["node2"]["vars"]["options"] == {}
 
 
+def test_every_tool_gives_each_container_the_same_health_check(tmp_path: Path) -> None:
+    want = {
+        "test": "test -r /etc/bench/svc00.conf",
+        "interval": "30s",
+        "retries": 3,
+        "start_period": "5s",
+        "timeout": "30s",
+    }
+
+    def named(check: dict[str, object], placeholder: str) -> dict[str, object]:
+        return {**check, "test": str(check["test"]).replace(placeholder, "svc00")}
+
+    kplan = write("kplan", WORK, tmp_path)
+    node = yaml.safe_load((kplan / "node" / "node.kp.yaml").read_text())
+    check = node["resources"]["docker_container.svc"]["healthcheck"]
+    assert named(check, "${each.key}") == want
+
+    ansible = write("ansible", WORK, tmp_path)
+    tasks = {t["name"]: t for t in yaml.safe_load((ansible / "site.yml").read_text())[0]["tasks"]}
+    start = tasks["containers"]["community.docker.docker_container"]["healthcheck"]
+    assert named(start, "{{ item }}") == want
+    restart = tasks["restart the containers whose config changed (and that were not just started)"]
+    assert (
+        named(restart["community.docker.docker_container"]["healthcheck"], "{{ item.item }}")
+        == want
+    )
+
+    pyinfra = write("pyinfra", WORK, tmp_path)
+    calls = [
+        node
+        for node in ast.walk(ast.parse((pyinfra / "deploy.py").read_text()))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "docker.container"
+    ]
+    (extra,) = [kw.value for c in calls for kw in c.keywords if kw.arg == "extra_args"]
+    args = eval(compile(ast.Expression(extra), "deploy.py", "eval"), {"service": "svc00"})
+    assert args == [
+        "--health-cmd",
+        want["test"],
+        "--health-interval=30s",
+        "--health-retries=3",
+        "--health-start-period=5s",
+        "--health-timeout=30s",
+    ]
+
+
 def test_sshd_verbose_log_counts_connections_and_channels() -> None:
     log = "\n".join(
         [
