@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kplan.forked import forked
 from kplan.plan.model import Action, OutputChange, Plan, PlanMode, Reason, ResourceChange
 from kplan.plan.render_common import (
     ACTION_PHRASE,
@@ -213,15 +214,38 @@ def render_plan_text(plan: Plan, *, color: bool = False) -> str:
     else:
         out += ["", *_legend(plan, style), "", "kplan will perform the following actions:"]
         rolls = {r.resource: r for r in plan.rolls}
-        for i, change in enumerate(todo):
-            out += ["", *_change_block(change, ACTION_PHRASE[change.action], style, False)]
-            if not rolls:
-                continue
-            block = change.addr.config
-            last = i + 1 == len(todo) or todo[i + 1].addr.config != block
-            if last and str(block) in rolls:  # after the block's last change: its order
-                out += ["", f"  # {roll_phrase(rolls[str(block)])}"]
-        out += ["", style.bold(summary_line(plan)), *outputs]
-    while out and out[0] == "":
-        out.pop(0)
-    return "\n".join(map(str.rstrip, out)) + "\n" if out else ""
+
+        def blocks(lo: int, hi: int) -> list[str]:
+            lines: list[str] = []
+            for i in range(lo, hi):
+                change = todo[i]
+                lines += ["", *_change_block(change, ACTION_PHRASE[change.action], style, False)]
+                if not rolls:
+                    continue
+                block = change.addr.config
+                last = i + 1 == len(todo) or todo[i + 1].addr.config != block
+                if last and str(block) in rolls:  # after the block's last change: its order
+                    lines += ["", f"  # {roll_phrase(rolls[str(block)])}"]
+            return lines
+
+        # The second half's text is made by a child process on another core (kplan.forked).
+        mid = len(todo) // 2
+        with forked(lambda: _joined(blocks(mid, len(todo))), len(todo)) as second_half:
+            out += blocks(0, mid)
+            tail = ["", style.bold(summary_line(plan)), *outputs]
+            return (
+                _joined(_lstripped(out)) + "\n" + second_half.result() + "\n" + _joined(tail) + "\n"
+            )
+    out = _lstripped(out)
+    return _joined(out) + "\n" if out else ""
+
+
+def _lstripped(lines: list[str]) -> list[str]:
+    start = 0
+    while start < len(lines) and lines[start] == "":
+        start += 1
+    return lines[start:]
+
+
+def _joined(lines: list[str]) -> str:
+    return "\n".join(map(str.rstrip, lines))

@@ -24,6 +24,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from kplan import forked
 from kplan.plan.model import Plan, ResourceChange
 from kplan.plan.render_json import render_plan_json
 from kplan.plan.render_markdown import render_plan_markdown
@@ -132,3 +133,28 @@ def test_cases_do_hold_secrets() -> None:
 def test_rendering_is_deterministic(name: str) -> None:
     for render in _renderers(name).values():
         assert render(build(name)) == render(build(name))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden_with_half_the_text_made_by_a_forked_child(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large plan's text is half made by a child process (kplan.forked):
+    forced here on every case, the bytes are the same."""
+    monkeypatch.setattr(forked, "FORK_ABOVE", 0)
+    monkeypatch.setattr(forked, "_can_fork", lambda: True)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    got = render_plan_text(build(name))
+    assert got == (CASES_DIR / name / "expected.txt").read_text(encoding="utf-8")
+    plan = build(name)
+    if [c for c in plan.changes if c.action.is_change]:
+        assert len(forks) == 1, "the renderer should have forked a child"
