@@ -4,7 +4,7 @@ A kplan server (``kplan server start``, :mod:`kplan.server`) is kplan kept
 running with everything a command needs already imported, and with the SSH
 sessions of earlier commands still open. A command it runs starts in
 milliseconds rather than the few tenths of a second a new Python process
-takes to import kplan, SQLAlchemy, paramiko, the Docker SDK and pydantic,
+takes to import kplan, SQLAlchemy, paramiko, the Docker SDK and Jinja2,
 and reaches a host it reached before without a new handshake.
 
 The command runs there as it would here. The server takes this process's

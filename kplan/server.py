@@ -5,7 +5,7 @@
 command to the next is only what costs time and holds no decision:
 
 - the imported code (kplan, its providers, SQLAlchemy, paramiko, the Docker
-  SDK, pydantic): ~0.4 s of every new process;
+  SDK, Jinja2): ~0.4 s of every new process;
 - open SSH sessions (:class:`kplan.transport.ssh.KeptSessions`): a handshake
   and a login per host. Each is checked again by the command that takes it.
 

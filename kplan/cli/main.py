@@ -141,7 +141,7 @@ def _end(code: int) -> NoReturn:
     """End the process without taking the interpreter apart.
 
     Everything the command imported (SQLAlchemy, paramiko, the Docker SDK,
-    pydantic, ...) and built (a plan, its state) would otherwise be freed
+    Jinja2, ...) and built (a plan, its state) would otherwise be freed
     module by module after the work is done: 0.1 s at the end of every
     command, 0.2 s after a plan of a small cloud. mypy ends the same way.
     What an exit must still do is done first: exit handlers run (log

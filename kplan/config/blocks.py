@@ -199,7 +199,7 @@ def build_output(entry: Entry, diags: Diagnostics) -> Output | None:
     long_form = (
         isinstance(value, dict)
         and "value" in value
-        and set(value) <= set(shapes.OutputBlock.model_fields)
+        and set(value) <= set(shapes.OutputBlock.fields())
     )
     if not long_form:
         nodes = {("value", *p): pos for p, pos in entry.values.items()}
@@ -305,7 +305,7 @@ def build_settings(entries: list[Entry], diags: Diagnostics) -> Settings:
         _check_required_version(
             block.required_version, where.value_at(("required_version",)), diags
         )
-    backend = block.backend.model_dump() if block.backend is not None else None
+    backend = block.backend.as_dict() if block.backend is not None else None
     return Settings(block.required_version, backend, entries[0].pos)
 
 

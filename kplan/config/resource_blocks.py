@@ -144,7 +144,7 @@ def _lifecycle(entry: Entry, body: Mapping[str, Any], diags: Diagnostics) -> Lif
         ignore_changes=tuple(block.ignore_changes),
         replace_on=_triggers(block.replace_on, lifecycle_entry, "replace_on", diags),
         restart_on=_triggers(block.restart_on, lifecycle_entry, "restart_on", diags),
-        rolling=block.rolling.model_dump() if block.rolling is not None else None,
+        rolling=block.rolling.as_dict() if block.rolling is not None else None,
     )
 
 

@@ -275,6 +275,15 @@ ERROR_CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "a port out of range, and groups that are not names",
+        {"main.kp.yaml": "hosts:\n  h: {address: a, port: 0, groups: [web, 3]}\n"},
+        [
+            "mod/main.kp.yaml:2:42: hosts.h.groups[1]: expected a string, got number 3",
+            "mod/main.kp.yaml:2:25: hosts.h.port: expected greater than or equal to 1, "
+            "got number 0",
+        ],
+    ),
+    (
         "unknown host in a group",
         {"main.kp.yaml": "hosts:\n  a: {address: x}\ngroups:\n  web: [a, b]\n"},
         [
