@@ -75,6 +75,10 @@ class ModuleAddr:
     # holds its module): each made once, on first use.
     _text: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
     _hash: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    # Sorting a plan's changes asks every instance's module for it.
+    _sort: tuple[tuple[str, int, str], ...] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     def __hash__(self) -> int:
         h = self._hash
@@ -106,7 +110,11 @@ class ModuleAddr:
         return text
 
     def sort_key(self) -> tuple[tuple[str, int, str], ...]:
-        return tuple((s.name, *_key_sort(s.key)) for s in self.steps)
+        key = self._sort
+        if key is None:
+            key = tuple((s.name, *_key_sort(s.key)) for s in self.steps)
+            object.__setattr__(self, "_sort", key)
+        return key
 
 
 ROOT = ModuleAddr()
