@@ -59,6 +59,8 @@ def version() -> None:
 
 # Boolean flags that Terraform writes as -flag=true / -flag=false.
 _BOOL_FLAGS = {"refresh", "lock"}
+# The exit code of a command stopped by Ctrl-C (128 + SIGINT), as a shell's.
+INTERRUPTED = 130
 _BOOL_ARG = re.compile(r"^--?(?P<name>[a-z-]+)=(?P<value>true|false)$")
 
 
@@ -102,12 +104,16 @@ def _run(args: list[str]) -> int:
     try:
         # Without standalone mode click returns the code of a typer.Exit.
         code = _click_command()(args=args, prog_name="kplan", standalone_mode=False)
+        if code == INTERRUPTED:
+            # typer turns a KeyboardInterrupt into Exit(130) before it reaches the
+            # handler below (and kplan's commands never exit 130 themselves).
+            typer.echo("Interrupted.", err=True)
     except KplanError as exc:
         print_diagnostics(exc.diagnostics)
         return 1
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
-        return 130
+        return INTERRUPTED
     except typer.Exit as exc:
         return int(exc.exit_code)
     except SystemExit as exc:

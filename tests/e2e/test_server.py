@@ -165,8 +165,9 @@ def test_ctrl_c_stops_an_apply_in_the_server_as_in_its_own_process(
     while "Creation complete" not in proc.stdout.readline():
         pass
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
+    assert rest.rstrip().endswith("Interrupted."), rest
     # The change in flight finished and was recorded, nothing after it started, the
     # lock is released: the next run goes on from there.
     recorded = server.kplan(root, "state", "list", check=True).stdout.split()
