@@ -48,14 +48,18 @@ class Part:
         pid, spool = self._pid, self._spool
         if pid is None or spool is None:
             return self._make()
+        code = _reap(pid)  # interrupted here, _stop still kills and reaps the child
         self._pid = None
-        if _reap(pid) != 0:
+        if code != 0:
             return self._make()  # the child said nothing useful: do it here
         spool.seek(0)
         return spool.read().decode("utf-8", "surrogatepass")
 
     def _start(self) -> None:
-        spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _stop
+        try:
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _stop
+        except OSError:
+            return  # no room for the child's text (a full /tmp): made here instead
         try:
             pid = os.fork()
         except OSError:

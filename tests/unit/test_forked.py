@@ -64,3 +64,13 @@ def test_a_part_not_waited_for_is_killed_and_reaped(always: None) -> None:
         raise KeyError("the parent fails first")
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped already: no such child
+
+
+def test_no_spool_file_no_fork(always: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(forked.tempfile, "TemporaryFile", full)
+    with forked.forked(lambda: "made here", 1) as part:
+        assert not part.forked
+        assert part.result() == "made here"
