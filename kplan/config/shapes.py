@@ -197,6 +197,7 @@ class _Problem:
     kind: str  # "missing", "extra" or "type"
     want: str = ""  # for "type": what was expected
     value: Any = None
+    allowed: tuple[str, ...] = ()  # for "extra": the block's attribute names
 
 
 class _Checker:
@@ -224,7 +225,8 @@ class _Checker:
             elif cls.EXTRA:
                 extra[key] = value
             else:
-                self.problems.append(_Problem((*loc, key), "extra"))
+                allowed = tuple(sorted(names))
+                self.problems.append(_Problem((*loc, key), "extra", allowed=allowed))
         if len(self.problems) > before:
             return None
         if cls.EXTRA:
@@ -316,19 +318,6 @@ def _one_of(allowed: tuple[Any, ...]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def _fields_at(model: type[_Shape], loc: Path) -> list[str]:
-    """The attribute names allowed at ``loc`` (a nested block's, when loc points into one)."""
-    current = model
-    for step in loc:
-        if isinstance(step, int):
-            continue
-        hint = _hints(current).get(step)
-        nested = [a for a in (hint, *typing.get_args(hint)) if isinstance(a, type)]
-        blocks = [a for a in nested if issubclass(a, _Shape)]
-        current = blocks[0] if blocks else current
-    return sorted(current.fields())
-
-
 def check(model: type[Block], data: Any, where: Where, diags: Diagnostics) -> Block | None:
     """Validate ``data`` against ``model``; errors go to ``diags`` with their positions."""
     if data is None:
@@ -345,8 +334,8 @@ def check(model: type[Block], data: Any, where: Where, diags: Diagnostics) -> Bl
     for problem in checker.problems:
         loc = problem.loc
         if problem.kind == "extra":
-            fields = _fields_at(model, loc[:-1])
-            hint = did_you_mean(str(loc[-1]), fields) if loc else ""
+            fields = list(problem.allowed)
+            hint = did_you_mean(str(loc[-1]), fields)
             message = f"unknown attribute; {hint}expected one of: {', '.join(fields)}"
             pos = where.key_at(loc)
         elif problem.kind == "missing":
